@@ -1,0 +1,1 @@
+//! Duration strings ("90s", "15m", "8h").

@@ -1,0 +1,47 @@
+//! Decision ids: unique per request, cheap to make, rendered only when written.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// 128-bit id: a random per-process prefix and a counter. Unique across replicas (random
+/// prefix) and within a process (counter), with no lock and no allocation until displayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecisionId {
+    prefix: u64,
+    seq: u64,
+}
+
+static PREFIX: OnceLock<u64> = OnceLock::new();
+static SEQ: AtomicU64 = AtomicU64::new(1);
+
+fn prefix() -> u64 {
+    *PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            // The system RNG failing is not a reason to stop serving; fall back to the clock.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            return t ^ u64::from(std::process::id());
+        }
+        u64::from_le_bytes(b)
+    })
+}
+
+impl DecisionId {
+    /// The next id.
+    pub fn next() -> Self {
+        Self {
+            prefix: prefix(),
+            seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+impl fmt::Display for DecisionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}{:016x}", self.prefix, self.seq)
+    }
+}
