@@ -21,3 +21,5 @@ pub mod policy;
 pub mod respond;
 pub mod route;
 pub mod snapshot;
+pub mod authz;
+pub mod state;
