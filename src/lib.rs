@@ -23,3 +23,47 @@ pub mod route;
 pub mod snapshot;
 pub mod authz;
 pub mod state;
+pub mod tls;
+pub mod forward;
+pub mod server;
+pub mod decision_log;
+pub mod observe;
+pub mod admin;
+pub mod gateway;
+
+pub use gateway::{Gateway, StartOptions};
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use tower::{Service, ServiceBuilder};
+
+use crate::body::Body;
+use crate::decision_log::DecisionLog;
+use crate::snapshot::SharedSnapshot;
+
+/// The request pipeline, outermost first. Order matters: `route` loads the snapshot that
+/// every later step reads from its `RouteMatch`; `authorize` reads the `Principal` that
+/// `authenticate` inserted; `forward` reads both to set identity headers.
+pub fn build_stack(
+    shared: SharedSnapshot,
+    log: Arc<DecisionLog>,
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + Unpin + 'static>
++ Clone
++ Send
++ Sync
++ Unpin
++ 'static {
+    ServiceBuilder::new()
+        .layer(observe::ObserveLayer::new(log)) // decision id, timing, metrics, decision log
+        .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400
+        .service(forward::Forward) // pooled upstream client
+}
+pub mod devcerts;
+pub mod telemetry;
+pub mod check;
+pub mod reload;
+pub mod runtime;
+pub mod demo;
+pub mod h1_guard;

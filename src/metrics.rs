@@ -16,8 +16,8 @@ use crate::respond::Outcome;
 /// Histogram buckets in seconds, fine enough below a millisecond (the gateway's own cost
 /// is tens of microseconds) and wide enough to see a slow upstream.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// All metric families, registered in one registry that `/metrics` encodes.
@@ -40,6 +40,7 @@ pub struct Metrics {
     pub open_connections: IntGauge,
     pub connections_total: IntCounter,
     pub tls_handshake_failures_total: IntCounter,
+    pub decision_log_dropped_total: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -51,14 +52,16 @@ impl std::fmt::Debug for Metrics {
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help).namespace("accessgate"), labels)
         .expect("static metric definition is valid");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::with_opts(Opts::new(name, help).namespace("accessgate"))
         .expect("static metric definition is valid");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
@@ -70,7 +73,8 @@ fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Histo
         labels,
     )
     .expect("static metric definition is valid");
-    r.register(Box::new(h.clone())).expect("metric registered once");
+    r.register(Box::new(h.clone()))
+        .expect("metric registered once");
     h
 }
 
@@ -105,8 +109,11 @@ impl Metrics {
         );
         let token_cache_hits_total =
             counter(&r, "token_cache_hits_total", "Verified-token cache hits.");
-        let token_cache_misses_total =
-            counter(&r, "token_cache_misses_total", "Verified-token cache misses.");
+        let token_cache_misses_total = counter(
+            &r,
+            "token_cache_misses_total",
+            "Verified-token cache misses.",
+        );
         let token_rejections_total = counter_vec(
             &r,
             "token_rejections_total",
@@ -144,8 +151,11 @@ impl Metrics {
             &["what", "outcome"],
         );
         let config_info = IntGaugeVec::new(
-            Opts::new("config_info", "Always 1; the hash label names the live config.")
-                .namespace("accessgate"),
+            Opts::new(
+                "config_info",
+                "Always 1; the hash label names the live config.",
+            )
+            .namespace("accessgate"),
             &["hash"],
         )
         .expect("static metric definition is valid");
@@ -163,6 +173,11 @@ impl Metrics {
             &r,
             "tls_handshake_failures_total",
             "TLS handshakes that failed or timed out.",
+        );
+        let decision_log_dropped_total = counter(
+            &r,
+            "decision_log_dropped_total",
+            "Decision log lines dropped because the writer fell behind.",
         );
         #[cfg(target_os = "linux")]
         {
@@ -188,6 +203,7 @@ impl Metrics {
             open_connections,
             connections_total,
             tls_handshake_failures_total,
+            decision_log_dropped_total,
         }
     }
 

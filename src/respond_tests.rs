@@ -33,9 +33,18 @@ fn cae_challenge_is_padded_base64_of_minified_claims() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let h = header(&r, WWW_AUTHENTICATE);
     assert!(h.contains("error=\"insufficient_claims\""), "{h}");
-    assert!(h.contains("authorization_uri=\"https://login.example/authorize\""), "{h}");
-    let b64 = h.split("claims=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
-    let json = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    assert!(
+        h.contains("authorization_uri=\"https://login.example/authorize\""),
+        "{h}"
+    );
+    let b64 = h
+        .split("claims=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     assert_eq!(
         std::str::from_utf8(&json).unwrap(),
         r#"{"access_token":{"nbf":{"essential":true,"value":"1800000000"}}}"#
@@ -76,7 +85,10 @@ fn remediate_has_deadline_and_retry_after() {
     );
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(header(&r, RETRY_AFTER), "60");
-    assert_eq!(r.extensions().get::<Verdict>().unwrap().outcome, Outcome::Remediate);
+    assert_eq!(
+        r.extensions().get::<Verdict>().unwrap().outcome,
+        Outcome::Remediate
+    );
 }
 
 #[test]

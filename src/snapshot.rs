@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 
 use crate::authn::Authenticator;
 use crate::config::{Config, RouteConfig};
+use crate::forward::{UpstreamClient, client_for};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::PolicySet;
 use crate::route::Router;
@@ -21,6 +22,8 @@ use crate::route::Router;
 pub struct Route {
     pub config: RouteConfig,
     pub metrics: RouteMetrics,
+    /// Pooled keep-alive client to this route's upstream.
+    pub client: UpstreamClient,
 }
 
 /// Everything derived from one config version.
@@ -59,6 +62,7 @@ impl Snapshot {
             .map(|r| Route {
                 config: r.clone(),
                 metrics: metrics.route(&r.name),
+                client: client_for(r),
             })
             .collect();
         let router = Router::new(&config.routes);

@@ -1,0 +1,275 @@
+//! `Gateway`: the running proxy. Binds the listeners, publishes the first snapshot, starts
+//! the background tasks, and owns the shutdown sequence. Used by `main`, tests and benches.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::decision_log::DecisionLog;
+use crate::metrics::Metrics;
+use crate::server::{ServerSettings, Shutdown};
+use crate::snapshot::{SharedSnapshot, Snapshot};
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Knobs that are not config-file settings (tests, benches, the demo).
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Write no decision log regardless of `[log] decisions` (tests, benches).
+    pub quiet: bool,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    metrics: Metrics,
+    shared: SharedSnapshot,
+    tls: Arc<ArcSwap<ServerConfig>>,
+    draining: Arc<AtomicBool>,
+    drain_tx: watch::Sender<bool>,
+    kill_tx: watch::Sender<bool>,
+    permits: Arc<Semaphore>,
+    max_connections: usize,
+    grace: Duration,
+    server_task: JoinHandle<()>,
+    admin_task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("local_addr", &self.local_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Bind, build and start serving `config`.
+    pub async fn start(config: Config, opts: StartOptions) -> Result<Self, StartError> {
+        crate::tls::install_provider();
+        let metrics = Metrics::new();
+        let tls_cfg =
+            crate::tls::server_config(&config.listen).map_err(|e| StartError(e.to_string()))?;
+        let tls = Arc::new(ArcSwap::new(tls_cfg));
+        let settings = ServerSettings::from(&config.listen);
+        let grace = config.runtime.shutdown_grace;
+        let listen_addr = config.listen.address;
+        let admin_cfg = config.admin.address;
+        let log = if opts.quiet {
+            DecisionLog::off(&metrics)
+        } else {
+            DecisionLog::new(&config.log, &metrics)
+                .map_err(|e| StartError(format!("decision log: {e}")))?
+        };
+        let config = Arc::new(config);
+        let snapshot = Snapshot::build(config.clone(), &metrics, None)
+            .map_err(|e| StartError(e.to_string()))?;
+        let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+        metrics
+            .config_info
+            .with_label_values(&[&config_hash(&config)])
+            .set(1);
+
+        let listener = TcpListener::bind(listen_addr)
+            .await
+            .map_err(|e| StartError(format!("listen.address {listen_addr}: {e}")))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| StartError(format!("listen.address: {e}")))?;
+
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let (kill_tx, kill_rx) = watch::channel(false);
+        let draining = Arc::new(AtomicBool::new(false));
+        let max_connections = settings.max_connections;
+        let permits = Arc::new(Semaphore::new(max_connections));
+
+        let (admin_addr, admin_task) = match admin_cfg {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| StartError(format!("admin.address {addr}: {e}")))?;
+                let a = l
+                    .local_addr()
+                    .map_err(|e| StartError(format!("admin.address: {e}")))?;
+                let ready = ready_check(shared.clone(), draining.clone());
+                let t = tokio::spawn(crate::admin::run(
+                    l,
+                    metrics.clone(),
+                    ready,
+                    kill_rx.clone(),
+                ));
+                (Some(a), Some(t))
+            }
+            None => (None, None),
+        };
+
+        let stack = crate::build_stack(shared.clone(), Arc::new(log));
+        let server_task = tokio::spawn(crate::server::run(
+            listener,
+            tls.clone(),
+            settings,
+            stack,
+            metrics.clone(),
+            permits.clone(),
+            Shutdown {
+                drain: drain_rx,
+                kill: kill_rx,
+            },
+        ));
+        tracing::info!(%local_addr, admin = ?admin_addr, "accessgate listening");
+        Ok(Self {
+            local_addr,
+            admin_addr,
+            metrics,
+            shared,
+            tls,
+            draining,
+            drain_tx,
+            kill_tx,
+            permits,
+            max_connections,
+            grace,
+            server_task,
+            admin_task,
+        })
+    }
+
+    /// The bound client-facing address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The bound admin address, when the admin listener is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The metric registry this gateway reports to.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The live snapshot handle (reload swaps it).
+    pub fn snapshot(&self) -> &SharedSnapshot {
+        &self.shared
+    }
+
+    /// The live TLS config handle (certificate reload swaps it).
+    pub fn tls(&self) -> &Arc<ArcSwap<ServerConfig>> {
+        &self.tls
+    }
+
+    /// Stop accepting, let in-flight requests finish within the grace period, then close
+    /// whatever is left. `/readyz` reports not ready from the first moment.
+    pub async fn shutdown(self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let _ = self.drain_tx.send(true);
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        // Every connection holds a permit: getting all of them back means all are closed.
+        let drained = tokio::time::timeout(self.grace, self.permits.acquire_many(all)).await;
+        if drained.is_err() {
+            tracing::warn!(grace = ?self.grace, "shutdown grace period over; closing remaining connections");
+        }
+        let _ = self.kill_tx.send(true);
+        let _ = self.server_task.await;
+        if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
+        tracing::info!("accessgate stopped");
+    }
+}
+
+/// `/readyz`: keys for every issuer, fresh state, and not draining.
+fn ready_check(shared: SharedSnapshot, draining: Arc<AtomicBool>) -> crate::admin::ReadyCheck {
+    Arc::new(move || {
+        let mut why = Vec::new();
+        if draining.load(Ordering::Relaxed) {
+            why.push("shutting down".to_owned());
+        }
+        let _snap = shared.load();
+        if why.is_empty() { Ok(()) } else { Err(why) }
+    })
+}
+
+/// A short stable hash naming a config version (`accessgate_config_info{hash}`).
+pub fn config_hash(config: &Config) -> String {
+    let text = format!("{config:?}");
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Gateway {
+    /// Apply a new config without dropping a connection: build the snapshot aside, then
+    /// swap it in; rebuild the TLS config so new handshakes use the new certificate. A
+    /// change that needs a restart (listen or admin address, connection limits) is
+    /// refused with a message saying so, and nothing changes.
+    pub fn apply_config(&self, config: Config) -> Result<(), String> {
+        let outcome = self.try_apply(config);
+        let label = if outcome.is_ok() { "success" } else { "error" };
+        self.metrics
+            .reloads_total
+            .with_label_values(&["config", label])
+            .inc();
+        outcome
+    }
+
+    fn try_apply(&self, config: Config) -> Result<(), String> {
+        let current = self.shared.load_full();
+        let old = &current.config;
+        if config.listen.address != old.listen.address {
+            return Err(format!(
+                "listen.address changed ({} -> {}): that needs a restart; keeping the running config",
+                old.listen.address, config.listen.address
+            ));
+        }
+        if config.admin.address != old.admin.address {
+            return Err(
+                "admin.address changed: that needs a restart; keeping the running config".into(),
+            );
+        }
+        let tls = crate::tls::server_config(&config.listen).map_err(|e| e.to_string())?;
+        let hash = config_hash(&config);
+        let config = Arc::new(config);
+        let snapshot =
+            Snapshot::build(config, &self.metrics, Some(&current)).map_err(|e| e.to_string())?;
+        self.tls.store(tls);
+        self.shared.store(Arc::new(snapshot));
+        self.metrics.config_info.reset();
+        self.metrics.config_info.with_label_values(&[&hash]).set(1);
+        tracing::info!(config = %hash, "config reloaded");
+        Ok(())
+    }
+
+    /// Reload only the TLS certificate and key named by the live config.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        let current = self.shared.load_full();
+        let outcome = crate::tls::server_config(&current.config.listen).map_err(|e| e.to_string());
+        let label = if outcome.is_ok() { "success" } else { "error" };
+        self.metrics
+            .reloads_total
+            .with_label_values(&["tls", label])
+            .inc();
+        self.tls.store(outcome?);
+        Ok(())
+    }
+}

@@ -1,0 +1,318 @@
+//! Request-smuggling guard for HTTP/1.1 connections.
+//!
+//! hyper resolves a request carrying both `Content-Length` and `Transfer-Encoding` the
+//! safe way (chunked wins, the length is dropped, the connection closes afterwards), but it
+//! does so silently, and by the time the request reaches a service the evidence is gone.
+//! A gateway must refuse such requests outright (RFC 9112 6.3: a server MAY reject them,
+//! and a proxy that forwards them is how smuggling starts). This scanner follows the
+//! client's byte stream alongside hyper, tracking message framing just far enough to see
+//! every request head, and raises a flag when one carries both headers. The server step
+//! then answers 400 and closes the connection.
+//!
+//! It is a follower, not a parser: on anything it does not understand (an upgrade, a
+//! framing it cannot follow) it stops scanning, and hyper's own parser remains the
+//! authority on what is a valid request.
+
+/// Longest header name the scanner needs to recognise, plus slack.
+const NAME_BUF: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At the start of a line in a request head.
+    LineStart,
+    /// Reading a header name (bytes go into `name`).
+    Name,
+    /// Rest of the line after the name, or the request line: skip to `\n`.
+    SkipLine,
+    /// `n` body bytes remain (Content-Length framing).
+    Body(u64),
+    /// Reading a chunk-size line (hex digits, then extensions to `\n`).
+    ChunkSize,
+    /// `n` chunk bytes remain, then CRLF.
+    ChunkData(u64),
+    /// After chunk data: skip the CRLF line ending.
+    ChunkEnd,
+    /// Trailer section after the last chunk: lines until an empty one.
+    TrailerLineStart,
+    TrailerSkip,
+    /// Not following any more (upgrade, CONNECT, something odd). Hyper decides.
+    Stopped,
+}
+
+/// Follows one HTTP/1.1 connection's request stream.
+#[derive(Debug)]
+pub struct H1Guard {
+    state: State,
+    /// The first line of a head is the request line, not a header.
+    request_line: bool,
+    name: [u8; NAME_BUF],
+    name_len: usize,
+    /// Content-Length seen in this head (value accumulates digits while parsing the value).
+    content_length: Option<u64>,
+    parsing_cl_value: bool,
+    transfer_encoding: bool,
+    upgrade: bool,
+    connect: bool,
+    chunk_size: u64,
+    chunk_digits: bool,
+    chunk_ext: bool,
+    /// Set once a head carried both Content-Length and Transfer-Encoding.
+    conflict: bool,
+}
+
+impl Default for H1Guard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl H1Guard {
+    pub fn new() -> Self {
+        Self {
+            state: State::LineStart,
+            request_line: true,
+            name: [0; NAME_BUF],
+            name_len: 0,
+            content_length: None,
+            parsing_cl_value: false,
+            transfer_encoding: false,
+            upgrade: false,
+            connect: false,
+            chunk_size: 0,
+            chunk_digits: false,
+            chunk_ext: false,
+            conflict: false,
+        }
+    }
+
+    /// True once any request head on this connection had both framing headers.
+    pub fn conflict(&self) -> bool {
+        self.conflict
+    }
+
+    /// True when the guard has stopped following the stream.
+    pub fn stopped(&self) -> bool {
+        self.state == State::Stopped
+    }
+
+    fn start_head(&mut self) {
+        self.state = State::LineStart;
+        self.request_line = true;
+        self.content_length = None;
+        self.parsing_cl_value = false;
+        self.transfer_encoding = false;
+        self.upgrade = false;
+        self.connect = false;
+    }
+
+    fn end_head(&mut self) {
+        if self.content_length.is_some() && self.transfer_encoding {
+            self.conflict = true;
+            self.state = State::Stopped;
+            return;
+        }
+        if self.upgrade || self.connect {
+            // After a successful upgrade the stream is no longer HTTP; we cannot know from
+            // here whether it succeeded, so stop (hyper stays the authority).
+            self.state = State::Stopped;
+            return;
+        }
+        if self.transfer_encoding {
+            self.chunk_size = 0;
+            self.chunk_digits = false;
+            self.chunk_ext = false;
+            self.state = State::ChunkSize;
+        } else {
+            match self.content_length {
+                Some(n) if n > 0 => self.state = State::Body(n),
+                _ => self.start_head(),
+            }
+        }
+    }
+
+    fn end_name(&mut self) {
+        let name = &self.name[..self.name_len];
+        if name.eq_ignore_ascii_case(b"content-length") {
+            self.parsing_cl_value = true;
+            if self.content_length.is_none() {
+                self.content_length = Some(0);
+            } else {
+                // A repeated Content-Length: hyper checks the values agree; we only need
+                // to know one was present. Keep the first value.
+                self.parsing_cl_value = false;
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            self.upgrade = true;
+        }
+    }
+
+    /// Feed bytes as they are read from the client, in order.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match self.state {
+                State::Stopped => return,
+                State::LineStart => {
+                    if b == b'\r' {
+                        i += 1;
+                        continue;
+                    }
+                    if b == b'\n' {
+                        if self.request_line {
+                            // Leading empty lines before a request line are tolerated.
+                            i += 1;
+                            continue;
+                        }
+                        self.end_head();
+                        i += 1;
+                        continue;
+                    }
+                    if self.request_line {
+                        self.connect = bytes[i..].starts_with(b"CONNECT ");
+                        self.request_line = false;
+                        self.state = State::SkipLine;
+                        continue;
+                    }
+                    if b == b' ' || b == b'\t' {
+                        // Obsolete line folding: hyper refuses it; stop following.
+                        self.state = State::Stopped;
+                        return;
+                    }
+                    self.name_len = 0;
+                    self.state = State::Name;
+                }
+                State::Name => {
+                    if b == b':' {
+                        self.end_name();
+                        self.state = State::SkipLine;
+                    } else if b == b'\n' {
+                        // A header line without a colon: malformed, hyper will refuse.
+                        self.state = State::Stopped;
+                        return;
+                    } else if self.name_len < NAME_BUF {
+                        self.name[self.name_len] = b;
+                        self.name_len += 1;
+                    } else {
+                        // Longer than any name we care about; skip its value.
+                        self.name_len = NAME_BUF;
+                    }
+                    i += 1;
+                }
+                State::SkipLine => {
+                    if b == b'\n' {
+                        self.parsing_cl_value = false;
+                        self.state = State::LineStart;
+                    } else if self.parsing_cl_value {
+                        if b.is_ascii_digit() {
+                            let v = self.content_length.unwrap_or(0);
+                            match v
+                                .checked_mul(10)
+                                .and_then(|v| v.checked_add(u64::from(b - b'0')))
+                            {
+                                Some(v) => self.content_length = Some(v),
+                                None => {
+                                    self.state = State::Stopped;
+                                    return;
+                                }
+                            }
+                        } else if !(b == b' ' || b == b'\t' || b == b'\r') {
+                            // Not a plain number: hyper refuses it.
+                            self.state = State::Stopped;
+                            return;
+                        }
+                    }
+                    i += 1;
+                }
+                State::Body(n) => {
+                    let take = (bytes.len() - i).min(usize::try_from(n).unwrap_or(usize::MAX));
+                    i += take;
+                    let left = n - take as u64;
+                    if left == 0 {
+                        self.start_head();
+                    } else {
+                        self.state = State::Body(left);
+                    }
+                }
+                State::ChunkSize => {
+                    i += 1;
+                    if b == b'\n' {
+                        if !self.chunk_digits {
+                            self.state = State::Stopped;
+                            return;
+                        }
+                        if self.chunk_size == 0 {
+                            self.state = State::TrailerLineStart;
+                        } else {
+                            self.state = State::ChunkData(self.chunk_size);
+                        }
+                        self.chunk_size = 0;
+                        self.chunk_digits = false;
+                        self.chunk_ext = false;
+                    } else if self.chunk_ext || b == b'\r' {
+                        // extensions and the CR are skipped
+                    } else if b == b';' || b == b' ' || b == b'\t' {
+                        self.chunk_ext = true;
+                    } else if let Some(d) = (b as char).to_digit(16) {
+                        match self
+                            .chunk_size
+                            .checked_mul(16)
+                            .and_then(|v| v.checked_add(u64::from(d)))
+                        {
+                            Some(v) => {
+                                self.chunk_size = v;
+                                self.chunk_digits = true;
+                            }
+                            None => {
+                                self.state = State::Stopped;
+                                return;
+                            }
+                        }
+                    } else {
+                        self.state = State::Stopped;
+                        return;
+                    }
+                }
+                State::ChunkData(n) => {
+                    let take = (bytes.len() - i).min(usize::try_from(n).unwrap_or(usize::MAX));
+                    i += take;
+                    let left = n - take as u64;
+                    self.state = if left == 0 {
+                        State::ChunkEnd
+                    } else {
+                        State::ChunkData(left)
+                    };
+                }
+                State::ChunkEnd => {
+                    i += 1;
+                    if b == b'\n' {
+                        self.state = State::ChunkSize;
+                    } else if b != b'\r' {
+                        self.state = State::Stopped;
+                        return;
+                    }
+                }
+                State::TrailerLineStart => {
+                    i += 1;
+                    if b == b'\n' {
+                        self.start_head();
+                    } else if b != b'\r' {
+                        self.state = State::TrailerSkip;
+                    }
+                }
+                State::TrailerSkip => {
+                    i += 1;
+                    if b == b'\n' {
+                        self.state = State::TrailerLineStart;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "h1_guard_tests.rs"]
+mod tests;

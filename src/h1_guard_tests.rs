@@ -1,0 +1,96 @@
+use super::*;
+
+fn scan(input: &[u8]) -> H1Guard {
+    let mut g = H1Guard::new();
+    g.feed(input);
+    g
+}
+
+/// Feed `input` split at every position: the result must not depend on read boundaries.
+fn scan_all_splits(input: &[u8]) -> bool {
+    let whole = scan(input).conflict();
+    for cut in 0..=input.len() {
+        let mut g = H1Guard::new();
+        g.feed(&input[..cut]);
+        g.feed(&input[cut..]);
+        assert_eq!(g.conflict(), whole, "split at {cut}");
+    }
+    whole
+}
+
+#[test]
+fn cl_and_te_together_are_flagged_in_either_order() {
+    assert!(scan_all_splits(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ));
+    assert!(scan_all_splits(
+        b"POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n"
+    ));
+}
+
+#[test]
+fn plain_requests_are_not_flagged() {
+    assert!(!scan_all_splits(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assert!(!scan_all_splits(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+    ));
+    assert!(!scan_all_splits(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    ));
+}
+
+#[test]
+fn second_pipelined_request_is_seen_after_a_sized_body() {
+    // The body of the first request contains text that looks like headers; it must be
+    // skipped, and the real second head must be scanned.
+    let body = b"Content-Length: 1\r\nTransfer-Encoding: x\r\n\r\n";
+    let mut first = format!(
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    first.extend_from_slice(body);
+    let mut input = first.to_vec();
+    assert!(
+        !scan(&input).conflict(),
+        "body text must not count as headers"
+    );
+    input.extend_from_slice(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert!(scan_all_splits(&input));
+}
+
+#[test]
+fn second_pipelined_request_is_seen_after_a_chunked_body() {
+    let mut input = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n".to_vec();
+    assert!(!scan(&input).conflict());
+    assert!(!scan(&input).stopped());
+    input.extend_from_slice(
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert!(scan_all_splits(&input));
+}
+
+#[test]
+fn upgrades_stop_the_scan() {
+    let g = scan(b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert!(g.stopped());
+    assert!(!g.conflict());
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    for _ in 0..2000 {
+        let mut g = H1Guard::new();
+        let mut buf = [0u8; 64];
+        for b in &mut buf {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *b = b"GET /\r\n:ContentLength-Transfer9aF; \t0"[(seed % 38) as usize];
+        }
+        g.feed(&buf);
+    }
+}

@@ -1,0 +1,391 @@
+//! In-process test fixtures: an upstream that records what it received, a gateway on
+//! 127.0.0.1:0 with freshly made DEV certificates, and rustls-based HTTP/1.1 and HTTP/2
+//! clients that trust the test CA. Every server binds loopback port 0 and stops when its
+//! handle drops.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use accessgate::{Gateway, StartOptions};
+
+/// What the upstream received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// An in-process upstream. Paths:
+/// - `/slow/{ms}`: answers after `ms` milliseconds
+/// - `/download/{n}`: streams `n` bytes of [`pattern`] in 64 KiB chunks
+/// - `/status/{code}`: answers with that status
+/// - `/ws`: accepts an HTTP/1.1 upgrade and echoes bytes
+/// - anything else: 200 echoing the request body
+pub struct Upstream {
+    pub addr: SocketAddr,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let rec = recorded.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+                    _ = &mut stop_rx => return,
+                };
+                let rec = rec.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(req, rec.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            recorded,
+            _stop: stop_tx,
+        }
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.recorded.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.recorded.lock().unwrap().len()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// Deterministic bytes for download checks.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
+        .collect()
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    rec: Arc<Mutex<Vec<Recorded>>>,
+) -> Result<Response<UpBody>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if path == "/ws" {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        rec.lock().unwrap().push(Recorded {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+            body: Bytes::new(),
+        });
+        tokio::spawn(async move {
+            if let Ok(up) = on_upgrade.await {
+                let mut io = TokioIo::new(up);
+                let (mut r, mut w) = tokio::io::split(&mut io);
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        let resp = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
+        return Ok(resp);
+    }
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    rec.lock().unwrap().push(Recorded {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        let ms: u64 = ms.parse().unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Ok(Response::new(
+            Full::new(Bytes::from_static(b"slow done")).boxed(),
+        ));
+    }
+    if let Some(n) = path.strip_prefix("/download/") {
+        let n: usize = n.parse().unwrap_or(0);
+        let data = Bytes::from(pattern(n));
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = (0..n)
+            .step_by(64 * 1024)
+            .map(|i| Ok(Frame::data(data.slice(i..(i + 64 * 1024).min(n)))))
+            .collect();
+        let stream = futures_stream(chunks);
+        return Ok(Response::new(BodyExt::boxed(StreamBody::new(stream))));
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        let code: u16 = code.parse().unwrap_or(500);
+        let mut r = Response::new(Full::new(Bytes::new()).boxed());
+        *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Ok(r);
+    }
+    let mut r = Response::new(Full::new(body).boxed());
+    r.headers_mut()
+        .insert("x-upstream", "echo".parse().unwrap());
+    r.headers_mut()
+        .insert("connection", "x-drop-me".parse().unwrap());
+    r.headers_mut().insert("x-drop-me", "hop".parse().unwrap());
+    Ok(r)
+}
+
+/// A stream over ready items, yielding between chunks so the body really streams.
+fn futures_stream<T: Send + 'static>(items: Vec<T>) -> impl futures_core::Stream<Item = T> + Send {
+    struct S<T> {
+        items: std::vec::IntoIter<T>,
+        yielded: bool,
+    }
+    impl<T> futures_core::Stream for S<T> {
+        type Item = T;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
+            if !self.yielded {
+                self.yielded = true;
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            self.yielded = false;
+            std::task::Poll::Ready(self.items.next())
+        }
+    }
+    impl<T> Unpin for S<T> {}
+    S {
+        items: items.into_iter(),
+        yielded: false,
+    }
+}
+
+/// Fresh DEV certificates (and, when the library can, dev signing keys) in a temp dir.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Certs {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        accessgate::devcerts::generate_all(dir.path()).unwrap();
+        Self { dir }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A gateway under test and the files it runs on.
+pub struct TestGateway {
+    pub gw: Option<Gateway>,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub certs: Certs,
+    pub config_path: PathBuf,
+}
+
+impl TestGateway {
+    /// Start a gateway on `toml`, where `{certs}` is replaced by the cert folder and
+    /// `{upstream}` by `upstream`. `[listen]`/`[admin]` addresses should be port 0.
+    pub async fn start(toml: &str, upstream: &str) -> Self {
+        let certs = Certs::new();
+        Self::start_with(certs, toml, upstream).await
+    }
+
+    pub async fn start_with(certs: Certs, toml: &str, upstream: &str) -> Self {
+        let text = toml
+            .replace("{certs}", &certs.dir.path().display().to_string())
+            .replace("{upstream}", upstream);
+        let config_path = certs.path("accessgate.toml");
+        std::fs::write(&config_path, &text).unwrap();
+        let config = accessgate::config::parse_str(&text, &config_path)
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
+        let gw = Gateway::start(config, StartOptions { quiet: true })
+            .await
+            .unwrap();
+        Self {
+            addr: gw.local_addr(),
+            admin: gw.admin_addr(),
+            gw: Some(gw),
+            certs,
+            config_path,
+        }
+    }
+
+    pub fn gw(&self) -> &Gateway {
+        self.gw.as_ref().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.addr.port(), path)
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.certs.path("ca.crt")
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(gw) = self.gw.take() {
+            gw.shutdown().await;
+        }
+    }
+}
+
+/// A minimal config: one route to `{upstream}` without authentication.
+pub const PLAIN_CONFIG: &str = r#"
+[listen]
+address = "127.0.0.1:0"
+tls_cert = "{certs}/localhost.crt"
+tls_key = "{certs}/localhost.key"
+header_read_timeout = "1s"
+idle_timeout = "5s"
+
+[admin]
+address = "127.0.0.1:0"
+
+[runtime]
+shutdown_grace = "5s"
+
+[log]
+decisions = "off"
+
+[[routes]]
+name = "open"
+path_prefix = "/"
+upstream = "{upstream}"
+auth = "none"
+connect_timeout = "1s"
+request_timeout = "2s"
+"#;
+
+pub type TestClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A rustls client config trusting only `ca`, offering the given ALPN protocols.
+pub fn tls_client_config(ca: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    accessgate::tls::install_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in accessgate::tls::load_certs(ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(accessgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    cfg
+}
+
+/// HTTP/1.1-only or HTTP/2-only client over TLS trusting `ca`.
+pub fn client(ca: &Path, h2: bool) -> TestClient {
+    // hyper-rustls sets ALPN itself from enable_http1/enable_http2.
+    let tls = tls_client_config(ca, &[]);
+    let b = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
+    let conn = if h2 {
+        b.enable_http2().build()
+    } else {
+        b.enable_http1().build()
+    };
+    let mut cb = Client::builder(TokioExecutor::new());
+    if h2 {
+        cb.http2_only(true);
+    }
+    cb.build(conn)
+}
+
+/// Send a request and collect the whole response body.
+pub async fn send(
+    client: &TestClient,
+    req: Request<Full<Bytes>>,
+) -> (http::response::Parts, Bytes) {
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let (parts, body) = resp.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(20), body.collect())
+        .await
+        .expect("body timed out")
+        .expect("body failed")
+        .to_bytes();
+    (parts, body)
+}
+
+/// GET `url` with extra headers.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::new())).unwrap()
+}
+
+/// A raw TLS connection (for malformed requests a real client would never send).
+pub async fn raw_tls(
+    addr: SocketAddr,
+    ca: &Path,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let cfg = tls_client_config(ca, &[b"http/1.1"]);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+/// Read from `io` until EOF or `limit` elapses; returns what was read and whether EOF came.
+pub async fn read_until_close<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout_at(deadline, io.read(&mut buf)).await {
+            Ok(Ok(0)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Ok(Err(_)) => return (out, true),
+            Err(_) => return (out, false),
+        }
+    }
+}
