@@ -93,6 +93,10 @@ mod tests {
 /// matching JWKS, and a README saying DEV ONLY.
 pub fn generate_all(out: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files = generate_tls(out)?;
+    files.extend(
+        crate::authn::dev::generate_signing_keys(out)
+            .map_err(|e| format!("signing keys in {}: {e}", out.display()))?,
+    );
     let readme = out.join("README.md");
     std::fs::write(&readme, DEV_README).map_err(|e| format!("{}: {e}", readme.display()))?;
     files.push(readme);

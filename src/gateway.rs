@@ -206,7 +206,10 @@ fn ready_check(shared: SharedSnapshot, draining: Arc<AtomicBool>) -> crate::admi
         if draining.load(Ordering::Relaxed) {
             why.push("shutting down".to_owned());
         }
-        let _snap = shared.load();
+        let snap = shared.load();
+        if !snap.authn.is_ready() {
+            why.push("signing keys not loaded for every issuer".to_owned());
+        }
         if why.is_empty() { Ok(()) } else { Err(why) }
     })
 }

@@ -11,25 +11,25 @@
 //!                                    (any rejection -> respond)
 //! ```
 
+pub mod admin;
 pub mod authn;
+pub mod authz;
 pub mod body;
 pub mod config;
 pub mod conn;
+pub mod decision_log;
+pub mod forward;
+pub mod gateway;
 pub mod ids;
 pub mod metrics;
+pub mod observe;
 pub mod policy;
 pub mod respond;
 pub mod route;
+pub mod server;
 pub mod snapshot;
-pub mod authz;
 pub mod state;
 pub mod tls;
-pub mod forward;
-pub mod server;
-pub mod decision_log;
-pub mod observe;
-pub mod admin;
-pub mod gateway;
 
 pub use gateway::{Gateway, StartOptions};
 
@@ -49,8 +49,12 @@ use crate::snapshot::SharedSnapshot;
 pub fn build_stack(
     shared: SharedSnapshot,
     log: Arc<DecisionLog>,
-) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + Unpin + 'static>
-+ Clone
+) -> impl Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future: Send + Unpin + 'static,
+> + Clone
 + Send
 + Sync
 + Unpin
@@ -58,12 +62,14 @@ pub fn build_stack(
     ServiceBuilder::new()
         .layer(observe::ObserveLayer::new(log)) // decision id, timing, metrics, decision log
         .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400
+        .layer(authn::AuthenticateLayer::new()) // Arc<Principal> from the bearer token, or 401/400
         .service(forward::Forward) // pooled upstream client
 }
-pub mod devcerts;
-pub mod telemetry;
 pub mod check;
+pub mod demo;
+pub mod demo_scenarios;
+pub mod devcerts;
+pub mod h1_guard;
 pub mod reload;
 pub mod runtime;
-pub mod demo;
-pub mod h1_guard;
+pub mod telemetry;
