@@ -28,6 +28,7 @@ use crate::conn::{ClientIp, ConnInfo};
 use crate::ids::DecisionId;
 use crate::respond::{Rejection, reject};
 use crate::route::{NormalizedPath, RouteMatch};
+use crate::server::TunnelGuard;
 
 /// The pooled HTTP/1.1 client used for one route's upstream.
 pub type UpstreamClient = Client<HttpConnector, Body>;
@@ -140,10 +141,7 @@ pub fn prepare_headers(headers: &mut HeaderMap, facts: &ForwardFacts<'_>) {
     let peer = HeaderValue::from_str(&facts.peer.to_string()).ok();
     if facts.peer_trusted {
         // Append the peer to the chain the trusted proxy sent.
-        let chain = headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| format!("{v}, {}", facts.peer));
+        let chain = forwarded_for(headers).map(|v| format!("{v}, {}", facts.peer));
         match chain.and_then(|c| HeaderValue::from_str(&c).ok()) {
             Some(v) => {
                 headers.insert(X_FORWARDED_FOR.clone(), v);
@@ -157,10 +155,10 @@ pub fn prepare_headers(headers: &mut HeaderMap, facts: &ForwardFacts<'_>) {
         if !headers.contains_key(&X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
         }
-        if !headers.contains_key(&X_FORWARDED_HOST) {
-            if let Some(h) = facts.host.and_then(|h| HeaderValue::from_str(h).ok()) {
-                headers.insert(X_FORWARDED_HOST.clone(), h);
-            }
+        if !headers.contains_key(&X_FORWARDED_HOST)
+            && let Some(h) = facts.host.and_then(|h| HeaderValue::from_str(h).ok())
+        {
+            headers.insert(X_FORWARDED_HOST.clone(), h);
         }
     } else {
         headers.remove(&FORWARDED);
@@ -286,7 +284,10 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
         });
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = if upgrade {
-        Some(hyper::upgrade::on(&mut req))
+        // The tunnel keeps the connection's slot (max_connections, open_connections) and
+        // learns when the shutdown grace period is over.
+        let guard = req.extensions_mut().remove::<TunnelGuard>();
+        Some((hyper::upgrade::on(&mut req), guard))
     } else {
         None
     };
@@ -347,18 +348,9 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
     };
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
+        if let Some((client_upgrade, guard)) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(async move {
-                match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((client, upstream)) => {
-                        let mut c = TokioIo::new(client);
-                        let mut u = TokioIo::new(upstream);
-                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                    }
-                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-                }
-            });
+            tokio::spawn(tunnel(client_upgrade, upstream_upgrade, guard));
         }
         let mut resp = resp.map(Body::Incoming);
         resp.extensions_mut().insert(UpstreamTiming(elapsed));
@@ -368,6 +360,55 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
     let mut resp = resp.map(Body::Incoming);
     resp.extensions_mut().insert(UpstreamTiming(elapsed));
     Ok(resp)
+}
+
+/// Copy bytes both ways between an upgraded client connection and the upstream, until
+/// either side closes or the shutdown grace period ends.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    guard: Option<TunnelGuard>,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut c = TokioIo::new(client);
+    let mut u = TokioIo::new(upstream);
+    let copy = tokio::io::copy_bidirectional(&mut c, &mut u);
+    match guard {
+        Some(mut g) => {
+            if *g.kill.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = copy => {}
+                _ = g.kill.changed() => {}
+            }
+        }
+        None => {
+            let _ = copy.await;
+        }
+    }
+}
+
+/// All `X-Forwarded-For` field lines, joined in order (a proxy may add its own line).
+pub fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let mut out: Option<String> = None;
+    for v in headers.get_all(&X_FORWARDED_FOR) {
+        let Ok(v) = v.to_str() else { continue };
+        match &mut out {
+            Some(o) => {
+                o.push_str(", ");
+                o.push_str(v);
+            }
+            None => out = Some(v.to_owned()),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -104,3 +104,16 @@ fn upstream_uri_joins_base_path_and_query() {
     let u = upstream_uri(&r, "/a/b", Some("x=1")).unwrap();
     assert_eq!(u.to_string(), "http://127.0.0.1:1/base/a/b?x=1");
 }
+
+#[test]
+fn every_forwarded_for_line_is_kept_in_order() {
+    let h = hm(&[
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-forwarded-for", "7.7.7.7, 8.8.8.8"),
+    ]);
+    assert_eq!(
+        forwarded_for(&h).as_deref(),
+        Some("6.6.6.6, 7.7.7.7, 8.8.8.8")
+    );
+    assert_eq!(forwarded_for(&HeaderMap::new()), None);
+}

@@ -9,6 +9,10 @@
 //! every request head, and raises a flag when one carries both headers. The server step
 //! then answers 400 and closes the connection.
 //!
+//! Because it knows where heads start and end, it also tells the connection's watchdog
+//! whether a request head is in progress (for `header_read_timeout`) and enforces
+//! `max_header_bytes` below hyper's 8 KiB read-buffer floor.
+//!
 //! It is a follower, not a parser: on anything it does not understand (an upgrade, a
 //! framing it cannot follow) it stops scanning, and hyper's own parser remains the
 //! authority on what is a valid request.
@@ -58,16 +62,23 @@ pub struct H1Guard {
     chunk_ext: bool,
     /// Set once a head carried both Content-Length and Transfer-Encoding.
     conflict: bool,
+    /// Bytes of the current head seen so far (0 = between requests).
+    head_len: usize,
+    /// Largest head accepted (`max_header_bytes`).
+    max_head: usize,
+    /// Set once a head grew past `max_head`.
+    too_large: bool,
 }
 
 impl Default for H1Guard {
     fn default() -> Self {
-        Self::new()
+        Self::new(usize::MAX)
     }
 }
 
 impl H1Guard {
-    pub fn new() -> Self {
+    /// A guard for a new connection; heads larger than `max_head` bytes are flagged.
+    pub fn new(max_head: usize) -> Self {
         Self {
             state: State::LineStart,
             request_line: true,
@@ -82,7 +93,21 @@ impl H1Guard {
             chunk_digits: false,
             chunk_ext: false,
             conflict: false,
+            head_len: 0,
+            max_head,
+            too_large: false,
         }
+    }
+
+    /// True while a request head has started but not ended (between requests, in a body,
+    /// or once stopped: false).
+    pub fn in_head(&self) -> bool {
+        self.head_len > 0 && matches!(self.state, State::LineStart | State::Name | State::SkipLine)
+    }
+
+    /// True once a request head exceeded the configured maximum.
+    pub fn too_large(&self) -> bool {
+        self.too_large
     }
 
     /// True once any request head on this connection had both framing headers.
@@ -96,6 +121,7 @@ impl H1Guard {
     }
 
     fn start_head(&mut self) {
+        self.head_len = 0;
         self.state = State::LineStart;
         self.request_line = true;
         self.content_length = None;
@@ -106,6 +132,7 @@ impl H1Guard {
     }
 
     fn end_head(&mut self) {
+        self.head_len = 0;
         if self.content_length.is_some() && self.transfer_encoding {
             self.conflict = true;
             self.state = State::Stopped;
@@ -153,6 +180,16 @@ impl H1Guard {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
+            if matches!(self.state, State::LineStart | State::Name | State::SkipLine)
+                && !(self.head_len == 0 && self.request_line && (b == b'\r' || b == b'\n'))
+            {
+                self.head_len += 1;
+                if self.head_len > self.max_head {
+                    self.too_large = true;
+                    self.state = State::Stopped;
+                    return;
+                }
+            }
             match self.state {
                 State::Stopped => return,
                 State::LineStart => {

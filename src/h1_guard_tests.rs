@@ -1,7 +1,7 @@
 use super::*;
 
 fn scan(input: &[u8]) -> H1Guard {
-    let mut g = H1Guard::new();
+    let mut g = H1Guard::new(usize::MAX);
     g.feed(input);
     g
 }
@@ -10,7 +10,7 @@ fn scan(input: &[u8]) -> H1Guard {
 fn scan_all_splits(input: &[u8]) -> bool {
     let whole = scan(input).conflict();
     for cut in 0..=input.len() {
-        let mut g = H1Guard::new();
+        let mut g = H1Guard::new(usize::MAX);
         g.feed(&input[..cut]);
         g.feed(&input[cut..]);
         assert_eq!(g.conflict(), whole, "split at {cut}");
@@ -79,18 +79,56 @@ fn upgrades_stop_the_scan() {
     assert!(!g.conflict());
 }
 
-#[test]
-fn garbage_never_panics() {
-    let mut seed = 0x2545F4914F6CDD1Du64;
-    for _ in 0..2000 {
-        let mut g = H1Guard::new();
-        let mut buf = [0u8; 64];
-        for b in &mut buf {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            *b = b"GET /\r\n:ContentLength-Transfer9aF; \t0"[(seed % 38) as usize];
-        }
-        g.feed(&buf);
+proptest::proptest! {
+    /// Arbitrary input never panics, and the verdict never depends on how reads split it.
+    #[test]
+    fn any_input_is_split_independent(
+        input in proptest::collection::vec(
+            proptest::sample::select(b"GET /\r\n:Content-Length:Transfer-Encoding:0123456789aF; \tx".to_vec()),
+            0..300,
+        ),
+        cut in 0usize..300,
+    ) {
+        let cut = cut.min(input.len());
+        let whole = scan(&input);
+        let mut g = H1Guard::new(usize::MAX);
+        g.feed(&input[..cut]);
+        g.feed(&input[cut..]);
+        proptest::prop_assert_eq!(g.conflict(), whole.conflict());
+        proptest::prop_assert_eq!(g.stopped(), whole.stopped());
     }
+
+    #[test]
+    fn random_bytes_never_panic(input in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        let mut g = H1Guard::new(64);
+        g.feed(&input);
+    }
+}
+
+#[test]
+fn head_progress_is_tracked_across_bodies() {
+    let mut g = H1Guard::new(usize::MAX);
+    assert!(!g.in_head());
+    g.feed(b"POST / HTTP/1.1\r\nHost: a\r\n");
+    assert!(g.in_head(), "a partial head is in progress");
+    g.feed(b"Content-Length: 4\r\n\r\nab");
+    assert!(!g.in_head(), "body bytes are not a head");
+    g.feed(b"cd");
+    assert!(!g.in_head(), "between requests");
+    g.feed(b"G");
+    assert!(g.in_head());
+}
+
+#[test]
+fn oversized_heads_are_flagged() {
+    let mut g = H1Guard::new(64);
+    g.feed(b"GET / HTTP/1.1\r\nHost: a\r\n");
+    assert!(!g.too_large());
+    g.feed(&[b'x'; 100]);
+    assert!(g.too_large());
+    // Bodies do not count towards the head limit.
+    let mut g = H1Guard::new(64);
+    g.feed(b"POST / HTTP/1.1\r\nContent-Length: 200\r\n\r\n");
+    g.feed(&[b'y'; 200]);
+    assert!(!g.too_large());
 }

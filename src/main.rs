@@ -40,12 +40,66 @@ enum Command {
         #[arg(long, default_value = "certs")]
         out: PathBuf,
     },
+    /// Mint a token with the DEV ONLY signing key (demos and tests; never production).
+    DevToken(Box<DevTokenArgs>),
     /// Exit 0 when the admin /readyz answers ready (container health checks).
     Healthcheck {
         /// Admin address to probe (default: `[admin] address` of the config).
         #[arg(long)]
         address: Option<String>,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct DevTokenArgs {
+    /// Folder with dev-signing-rsa.pem / dev-signing-ec.pem (from `dev-certs`).
+    #[arg(long, default_value = "certs")]
+    keys: PathBuf,
+    /// Signing algorithm.
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    alg: String,
+    /// Header kid (default: the dev key's own).
+    #[arg(long)]
+    kid: Option<String>,
+    /// Lifetime, e.g. "1h", "90s".
+    #[arg(long, default_value = "1h")]
+    expires_in: String,
+    /// Backdate iat and auth_time by this much (e.g. "2h"), to try sign-out rules.
+    #[arg(long)]
+    issued_ago: Option<String>,
+    #[arg(long, default_value = accessgate::authn::dev::DEMO_ISSUER)]
+    iss: String,
+    #[arg(long, default_value = accessgate::authn::dev::DEMO_AUDIENCE)]
+    aud: String,
+    #[arg(long, default_value = "dev-user-subject")]
+    sub: String,
+    /// User object id (`oid`).
+    #[arg(long)]
+    oid: Option<String>,
+    /// Tenant id (`tid`).
+    #[arg(long)]
+    tid: Option<String>,
+    /// Client app id (`azp`).
+    #[arg(long)]
+    azp: Option<String>,
+    /// Entra device id (`deviceid`).
+    #[arg(long)]
+    deviceid: Option<String>,
+    /// Group ids (repeatable).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// `amr` values (repeatable; default pwd).
+    #[arg(long = "amr")]
+    amr: Vec<String>,
+    /// `acrs` values (repeatable).
+    #[arg(long = "acrs")]
+    acrs: Vec<String>,
+    /// Mark the client CAE-capable (`xms_cc: ["cp1"]`).
+    #[arg(long)]
+    cae: bool,
+    /// A JSON file whose object members are added to (and override) the claims.
+    #[arg(long)]
+    claims: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -55,7 +109,77 @@ fn main() -> ExitCode {
         Command::Check => check(&cli.config),
         Command::Demo { upstream_port } => accessgate::demo::run(upstream_port),
         Command::DevCerts { out } => dev_certs(&out),
+        Command::DevToken(args) => dev_token(&args),
         Command::Healthcheck { address } => healthcheck(&cli.config, address),
+    }
+}
+
+fn dev_token(a: &DevTokenArgs) -> ExitCode {
+    use accessgate::authn::dev::{DevAlg, DevTokenOptions, mint};
+    let fail = |msg: String| {
+        eprintln!("dev-token: {msg}");
+        ExitCode::FAILURE
+    };
+    let expires_in = match config::duration::parse_duration(&a.expires_in) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("--expires-in: {e}")),
+    };
+    let mut opts = DevTokenOptions {
+        issuer: a.iss.clone(),
+        audience: a.aud.clone(),
+        subject: a.sub.clone(),
+        expires_in,
+        alg: DevAlg::parse(&a.alg).unwrap_or(DevAlg::RS256),
+        kid: a.kid.clone(),
+        tid: a.tid.clone(),
+        deviceid: a.deviceid.clone(),
+        groups: a.groups.clone(),
+        acrs: a.acrs.clone(),
+        ..DevTokenOptions::default()
+    };
+    if a.oid.is_some() {
+        opts.oid = a.oid.clone();
+    }
+    if a.azp.is_some() {
+        opts.azp = a.azp.clone();
+    }
+    if !a.amr.is_empty() {
+        opts.amr = a.amr.clone();
+    }
+    if a.cae {
+        opts.xms_cc = vec!["cp1".to_owned()];
+    }
+    if let Some(ago) = &a.issued_ago {
+        match config::duration::parse_duration(ago) {
+            Ok(d) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|t| t.as_secs() as i64)
+                    .unwrap_or(0);
+                let iat = now - d.as_secs() as i64;
+                opts.iat = Some(iat);
+                opts.auth_time = Some(iat);
+            }
+            Err(e) => return fail(format!("--issued-ago: {e}")),
+        }
+    }
+    if let Some(path) = &a.claims {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        };
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(m)) => opts.extra = m,
+            Ok(_) => return fail(format!("{}: must hold a JSON object", path.display())),
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        }
+    }
+    match mint(&opts, &a.keys) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
     }
 }
 

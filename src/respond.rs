@@ -118,6 +118,8 @@ pub enum Rejection {
     NotFound,
     /// Malformed request (framing, headers). 400.
     BadRequest(&'static str),
+    /// The request head is larger than `max_header_bytes`. 431.
+    HeaderTooLarge,
     /// No bearer token on a route that requires one. 401 with a bare challenge.
     MissingToken,
     /// Malformed `Authorization` (RFC 6750 `invalid_request`). 400.
@@ -145,7 +147,9 @@ impl Rejection {
     pub fn outcome(&self) -> Outcome {
         match self {
             Rejection::NotFound => Outcome::NotFound,
-            Rejection::BadRequest(_) | Rejection::InvalidRequest(_) => Outcome::BadRequest,
+            Rejection::BadRequest(_) | Rejection::InvalidRequest(_) | Rejection::HeaderTooLarge => {
+                Outcome::BadRequest
+            }
             Rejection::MissingToken | Rejection::InvalidToken(_) => Outcome::Unauthenticated,
             Rejection::Denied { denial, .. } => match denial {
                 Denial::Reauthenticate { .. } => Outcome::Reauthenticate,
@@ -164,6 +168,7 @@ impl Rejection {
         match self {
             Rejection::NotFound => "no_route",
             Rejection::BadRequest(_) => "bad_request",
+            Rejection::HeaderTooLarge => "header_too_large",
             Rejection::MissingToken => "missing_token",
             Rejection::InvalidRequest(_) => "invalid_request",
             Rejection::InvalidToken(_) => "invalid_token",
@@ -201,6 +206,11 @@ pub fn reject(rejection: &Rejection, decision_id: DecisionId) -> Response<Body> 
             "no route matches this host and path".to_owned(),
         ),
         Rejection::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad Request", (*d).to_owned()),
+        Rejection::HeaderTooLarge => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large",
+            "the request head is larger than this gateway accepts".to_owned(),
+        ),
         Rejection::MissingToken => {
             challenge = Some(format!("Bearer realm=\"{REALM}\""));
             (
@@ -319,10 +329,8 @@ pub fn reject(rejection: &Rejection, decision_id: DecisionId) -> Response<Body> 
         CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    if let Some(c) = challenge {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            h.insert(WWW_AUTHENTICATE, v);
-        }
+    if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(WWW_AUTHENTICATE, v);
     }
     if let Some(ra) = retry_after {
         h.insert(RETRY_AFTER, HeaderValue::from(ra));
@@ -357,8 +365,12 @@ fn step_up_challenge(step: &StepUp) -> String {
                 "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", error_description=\"{}\"",
                 "stronger authentication required"
             );
-            let acr = step.auth_context.as_deref().unwrap_or("mfa");
-            let _ = write!(s, ", acr_values=\"{}\"", plain(acr));
+            // A sign-in-frequency step-up (max_age, no auth context) asks only for a
+            // fresh authentication, not for MFA.
+            if step.auth_context.is_some() || step.max_age.is_none() {
+                let acr = step.auth_context.as_deref().unwrap_or("mfa");
+                let _ = write!(s, ", acr_values=\"{}\"", plain(acr));
+            }
             if let Some(m) = step.max_age {
                 let _ = write!(s, ", max_age=\"{m}\"");
             }

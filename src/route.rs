@@ -245,12 +245,13 @@ fn strip_port(h: &str) -> &str {
 
 /// The client IP: the TCP peer, unless the peer is a trusted proxy, in which case the
 /// right-most `X-Forwarded-For` address that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, xff: Option<&http::HeaderValue>, trusted: &[IpNet]) -> IpAddr {
+/// `xff` is every `X-Forwarded-For` line joined in order (see `forward::forwarded_for`).
+pub fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let Some(list) = xff.and_then(|v| v.to_str().ok()) else {
+    let Some(list) = xff else {
         return peer;
     };
     let mut candidate = peer;
@@ -335,11 +336,14 @@ where
             return Box::pin(async move { Ok(resp) });
         };
         if let Some(conn) = req.extensions().get::<ConnInfo>().copied() {
-            let ip = client_ip(
-                conn.peer.ip(),
-                req.headers().get("x-forwarded-for"),
-                &snapshot.config.listen.trusted_proxies,
-            );
+            let trusted = &snapshot.config.listen.trusted_proxies;
+            // Only a trusted peer's X-Forwarded-For is read at all (no work otherwise).
+            let xff = if trusted.iter().any(|n| n.contains(&conn.peer.ip())) {
+                crate::forward::forwarded_for(req.headers())
+            } else {
+                None
+            };
+            let ip = client_ip(conn.peer.ip(), xff.as_deref(), trusted);
             req.extensions_mut().insert(ClientIp(ip));
         }
         if let Some(p) = normalized {

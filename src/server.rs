@@ -90,21 +90,23 @@ pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Activity counters shared by a connection's IO wrapper, its service and its watchdog.
+/// Per-connection state shared by the IO wrapper, the service and the watchdog.
 #[derive(Debug, Default)]
 struct ConnActivity {
-    /// Bumped on every read or write that moved bytes.
-    io_events: AtomicU64,
-    /// Bytes read since the last request head was handed to the service (h1 head timer).
-    read_since_dispatch: AtomicU64,
-    /// Requests currently being served on this connection.
+    /// Requests dispatched so far (the watchdog's idle clock resets when it moves).
+    dispatched: AtomicU64,
+    /// Requests whose response body has not finished (or been dropped) yet.
     in_flight: AtomicU32,
+    /// An HTTP/1.1 request head has started and not ended (from the h1 guard).
+    head_pending: AtomicBool,
     /// An HTTP/1.1 request head carried both Content-Length and Transfer-Encoding.
     smuggling: AtomicBool,
+    /// An HTTP/1.1 request head exceeded `max_header_bytes`.
+    head_too_large: AtomicBool,
 }
 
-/// IO wrapper that records activity for the watchdog (two relaxed atomics per read) and,
-/// on HTTP/1.1 connections, follows the request stream with the smuggling guard.
+/// IO wrapper that, on HTTP/1.1 connections, follows the request stream with the
+/// [`H1Guard`] and publishes what it sees for the service and the watchdog.
 struct Tracked<T> {
     inner: T,
     activity: Arc<ConnActivity>,
@@ -119,21 +121,22 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.activity.io_events.fetch_add(1, Ordering::Relaxed);
-            self.activity
-                .read_since_dispatch
-                .fetch_add(n as u64, Ordering::Relaxed);
-            let this = &mut *self;
-            if let Some(g) = this.guard.as_mut() {
-                g.feed(&buf.filled()[before..]);
-                if g.conflict() {
-                    this.activity.smuggling.store(true, Ordering::Relaxed);
-                }
-                if g.stopped() {
-                    this.guard = None;
-                }
+        let this = &mut *self;
+        if let Some(g) = this.guard.as_mut()
+            && buf.filled().len() > before
+        {
+            g.feed(&buf.filled()[before..]);
+            let a = &this.activity;
+            a.head_pending.store(g.in_head(), Ordering::Relaxed);
+            if g.conflict() {
+                a.smuggling.store(true, Ordering::Relaxed);
+            }
+            if g.too_large() {
+                a.head_too_large.store(true, Ordering::Relaxed);
+            }
+            if g.stopped() {
+                a.head_pending.store(false, Ordering::Relaxed);
+                this.guard = None;
             }
         }
         r
@@ -146,11 +149,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.io_events.fetch_add(1, Ordering::Relaxed);
-        }
-        r
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -158,11 +157,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.io_events.fetch_add(1, Ordering::Relaxed);
-        }
-        r
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -183,34 +178,34 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 enum Expired {
     /// An HTTP/1.1 request head did not complete within `header_read_timeout`: drop.
     HeaderTimeout,
-    /// Nothing in flight and no bytes moved for `idle_timeout`: close politely.
+    /// No request in flight and none started for `idle_timeout`: close politely.
     Idle,
 }
 
-async fn watchdog(
-    activity: Arc<ConnActivity>,
-    h1: bool,
-    header: Duration,
-    idle: Duration,
-) -> Expired {
+/// Idleness is judged by requests, not bytes: HTTP/2 PINGs (ours or the client's) keep
+/// the socket busy without the connection doing any work.
+async fn watchdog(activity: Arc<ConnActivity>, header: Duration, idle: Duration) -> Expired {
     // Check at a quarter of the shorter timeout (at most once a second): the timeouts are
     // enforced to within that granularity, at the cost of one timer per connection.
     let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let mut last_events = activity.io_events.load(Ordering::Relaxed);
+    let mut last_dispatched = activity.dispatched.load(Ordering::Relaxed);
     let mut idle_for = Duration::ZERO;
     let mut head_for = Duration::ZERO;
     loop {
         tokio::time::sleep(tick).await;
-        let events = activity.io_events.load(Ordering::Relaxed);
+        let dispatched = activity.dispatched.load(Ordering::Relaxed);
         let in_flight = activity.in_flight.load(Ordering::Relaxed);
-        if events != last_events || in_flight > 0 {
+        let head_pending = activity.head_pending.load(Ordering::Relaxed);
+        if dispatched != last_dispatched || in_flight > 0 || head_pending {
             idle_for = Duration::ZERO;
         } else {
             idle_for += tick;
         }
-        last_events = events;
-        let head_started = activity.read_since_dispatch.load(Ordering::Relaxed) > 0;
-        if h1 && in_flight == 0 && head_started {
+        last_dispatched = dispatched;
+        // A head that started while nothing was in flight must complete in time. (A
+        // pipelined head read while a slow response is pending is our delay, not the
+        // client's.)
+        if head_pending && in_flight == 0 {
             head_for += tick;
             if head_for >= header {
                 return Expired::HeaderTimeout;
@@ -218,37 +213,86 @@ async fn watchdog(
         } else {
             head_for = Duration::ZERO;
         }
-        if in_flight == 0 && idle_for >= idle {
+        if idle_for >= idle {
             return Expired::Idle;
         }
     }
 }
 
-/// Decrements the in-flight count when a request's future completes or is dropped.
-struct InFlight<F> {
-    fut: F,
-    activity: Arc<ConnActivity>,
-}
+/// Counts a request in flight from dispatch until its response body is finished or
+/// dropped (so a long download is not "idle").
+struct InFlightGuard(Arc<ConnActivity>);
 
-impl<F> Drop for InFlight<F> {
-    fn drop(&mut self) {
-        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+impl InFlightGuard {
+    fn new(activity: &Arc<ConnActivity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.dispatched.fetch_add(1, Ordering::Relaxed);
+        Self(activity.clone())
     }
 }
 
-impl<F: Future + Unpin> Future for InFlight<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        Pin::new(&mut self.fut).poll(cx)
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The response body as hyper sees it: the pipeline's body plus the in-flight guard.
+pub struct ConnBody {
+    inner: Body,
+    _guard: Option<InFlightGuard>,
+}
+
+impl http_body::Body for ConnBody {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What an upgraded tunnel holds so it still counts as an open connection (permit and
+/// gauge) and is closed when the grace period ends. Inserted into upgrade requests only.
+#[derive(Clone)]
+pub struct TunnelGuard {
+    _slot: Arc<ConnSlot>,
+    /// Turns true when remaining connections must close.
+    pub kill: watch::Receiver<bool>,
+}
+
+/// One accepted connection's share of `max_connections` and of the open-connections
+/// gauge; released when the last holder (connection task or upgraded tunnel) drops it.
+struct ConnSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    gauge: prometheus::IntGauge,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.gauge.dec();
     }
 }
 
 /// hyper's per-connection service: maps the body, tags the request with [`ConnInfo`],
-/// tracks in-flight requests, and runs the tower stack.
+/// applies the h1 guard's verdicts, tracks in-flight requests, and runs the tower stack.
 struct ConnService<S> {
     stack: S,
     info: ConnInfo,
     activity: Arc<ConnActivity>,
+    slot: Arc<ConnSlot>,
+    kill: watch::Receiver<bool>,
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for ConnService<S>
@@ -260,48 +304,85 @@ where
         + 'static,
     S::Future: Send + Unpin + 'static,
 {
-    type Response = Response<Body>;
+    type Response = Response<ConnBody>;
     type Error = Infallible;
     type Future = ConnFuture<tower::util::Oneshot<S, Request<Body>>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        if self.activity.smuggling.load(Ordering::Relaxed) {
-            let mut resp = crate::respond::reject(
-                &crate::respond::Rejection::BadRequest(
-                    "Content-Length and Transfer-Encoding together are refused",
-                ),
-                crate::ids::DecisionId::next(),
-            );
+        let guard = InFlightGuard::new(&self.activity);
+        let refusal = if self.activity.smuggling.load(Ordering::Relaxed) {
+            Some(crate::respond::Rejection::BadRequest(
+                "Content-Length and Transfer-Encoding together are refused",
+            ))
+        } else if self.activity.head_too_large.load(Ordering::Relaxed) {
+            Some(crate::respond::Rejection::HeaderTooLarge)
+        } else {
+            None
+        };
+        if let Some(rejection) = refusal {
+            let mut resp = crate::respond::reject(&rejection, crate::ids::DecisionId::next());
             resp.headers_mut().insert(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
             );
-            return ConnFuture::Refused(Some(resp));
+            return ConnFuture::Refused(Some(resp.map(|inner| ConnBody {
+                inner,
+                _guard: Some(guard),
+            })));
         }
         let mut req = req.map(Body::Incoming);
+        let upgrade = req.method() == http::Method::CONNECT
+            || req.headers().contains_key(http::header::UPGRADE);
+        if upgrade {
+            req.extensions_mut().insert(TunnelGuard {
+                _slot: self.slot.clone(),
+                kill: self.kill.clone(),
+            });
+        }
         req.extensions_mut().insert(self.info);
-        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.activity
-            .read_since_dispatch
-            .store(0, Ordering::Relaxed);
-        ConnFuture::Serve(InFlight {
+        ConnFuture::Serve {
             fut: self.stack.clone().oneshot(req),
-            activity: self.activity.clone(),
-        })
+            guard: Some(guard),
+            upgrade,
+        }
     }
 }
 
 /// A request's future: served by the stack, or refused before it.
 enum ConnFuture<F> {
-    Serve(InFlight<F>),
-    Refused(Option<Response<Body>>),
+    Serve {
+        fut: F,
+        guard: Option<InFlightGuard>,
+        upgrade: bool,
+    },
+    Refused(Option<Response<ConnBody>>),
 }
 
 impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for ConnFuture<F> {
-    type Output = Result<Response<Body>, Infallible>;
+    type Output = Result<Response<ConnBody>, Infallible>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            ConnFuture::Serve(f) => Pin::new(f).poll(cx),
+            ConnFuture::Serve {
+                fut,
+                guard,
+                upgrade,
+            } => {
+                let Ok(mut resp) = std::task::ready!(Pin::new(fut).poll(cx));
+                if *upgrade && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                    // A declined upgrade ends the connection: the h1 guard stopped
+                    // following the stream at the upgrade request, so nothing after it
+                    // could be checked.
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                let guard = guard.take();
+                Poll::Ready(Ok(resp.map(|inner| ConnBody {
+                    inner,
+                    _guard: guard,
+                })))
+            }
             ConnFuture::Refused(r) => match r.take() {
                 Some(resp) => Poll::Ready(Ok(resp)),
                 None => Poll::Pending,
@@ -366,6 +447,10 @@ pub async fn run<S>(
         metrics.connections_total.inc();
         let gauge = metrics.open_connections.clone();
         gauge.inc();
+        let slot = Arc::new(ConnSlot {
+            _permit: permit,
+            gauge,
+        });
         let tls = tls.load_full();
         let builder = builder.clone();
         let settings = settings.clone();
@@ -382,10 +467,9 @@ pub async fn run<S>(
                 stack,
                 shutdown,
                 hs_failures,
+                slot,
             )
             .await;
-            gauge.dec();
-            drop(permit);
         });
     }
 }
@@ -400,6 +484,7 @@ async fn serve_connection<S>(
     stack: S,
     mut shutdown: Shutdown,
     hs_failures: prometheus::IntCounter,
+    slot: Arc<ConnSlot>,
 ) where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -431,18 +516,19 @@ async fn serve_connection<S>(
     let io = TokioIo::new(Tracked {
         inner: tls_stream,
         activity: activity.clone(),
-        guard: (!h2).then(H1Guard::new),
+        guard: (!h2).then(|| H1Guard::new(settings.max_header_bytes)),
     });
     let svc = ConnService {
         stack,
         info: ConnInfo { peer, tls: true },
         activity: activity.clone(),
+        slot,
+        kill: shutdown.kill.clone(),
     };
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     let dog = watchdog(
         activity,
-        !h2,
         settings.header_read_timeout,
         settings.idle_timeout,
     );

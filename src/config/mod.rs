@@ -16,7 +16,7 @@ pub mod duration;
 pub mod file;
 pub mod validate;
 
-pub use validate::{ConfigError, load, parse_str};
+pub use validate::{ConfigError, DEMO_CONFIG, load, parse_str};
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -390,7 +390,10 @@ pub struct Remediation {
 
 impl Default for Remediation {
     fn default() -> Self {
-        Self { enabled: true, window: Duration::from_secs(15 * 60) }
+        Self {
+            enabled: true,
+            window: Duration::from_secs(15 * 60),
+        }
     }
 }
 

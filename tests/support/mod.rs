@@ -389,3 +389,227 @@ pub async fn read_until_close<R: tokio::io::AsyncRead + Unpin>(
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Helpers for the end-to-end transport suites (tests/proxy_*.rs). Additive only.
+
+/// `PLAIN_CONFIG` with extra `[listen]` lines (e.g. `trusted_proxies = [...]`).
+pub fn plain_config_with_listen(extra: &str) -> String {
+    PLAIN_CONFIG.replacen("[listen]\n", &format!("[listen]\n{extra}\n"), 1)
+}
+
+/// A rustls client config trusting only `ca` that presents `cert`/`key` (mutual TLS).
+pub fn tls_client_config_with_cert(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    alpn: &[&[u8]],
+) -> rustls::ClientConfig {
+    accessgate::tls::install_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in accessgate::tls::load_certs(ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let chain = accessgate::tls::load_certs(cert).unwrap();
+    let key = accessgate::tls::load_key(key).unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(accessgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    cfg
+}
+
+/// Like [`client`], over a caller-built rustls config (client certificates, other CAs).
+pub fn client_with_tls(tls: rustls::ClientConfig, h2: bool) -> TestClient {
+    let b = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
+    let conn = if h2 {
+        b.enable_http2().build()
+    } else {
+        b.enable_http1().build()
+    };
+    let mut cb = Client::builder(TokioExecutor::new());
+    if h2 {
+        cb.http2_only(true);
+    }
+    cb.build(conn)
+}
+
+/// A request with any method, headers and body.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(body.into())).unwrap()
+}
+
+/// One HTTP/1.1 response read off a raw connection.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The head (status line and header lines), as text.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Read a response head (up to and including the blank line) within `limit`; returns the
+/// head and any bytes read past it. `None` on EOF, error or timeout before a full head.
+pub async fn read_head<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+    limit: Duration,
+) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
+            return Some((String::from_utf8_lossy(&buf).into_owned(), rest));
+        }
+        if buf.len() > 1024 * 1024 {
+            return None;
+        }
+        match tokio::time::timeout_at(deadline, io.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Read exactly one HTTP/1.1 response (Content-Length or chunked body) within `limit`,
+/// leaving the connection usable for the next request. `None` on EOF/timeout first.
+pub async fn read_response<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+    limit: Duration,
+) -> Option<RawResponse> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let (head, mut body) = read_head(io, limit).await?;
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut resp = RawResponse {
+        status,
+        head,
+        body: Vec::new(),
+    };
+    let chunked = resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length: Option<usize> = resp.header("content-length").and_then(|v| v.parse().ok());
+    let mut chunk = [0u8; 8192];
+    let complete = |b: &[u8]| match (chunked, length) {
+        (true, _) => find(b, b"0\r\n\r\n").is_some(),
+        (false, Some(n)) => b.len() >= n,
+        // No framing (101, 204, 304): the head is the whole response.
+        (false, None) => true,
+    };
+    while !complete(&body) {
+        match tokio::time::timeout_at(deadline, io.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    resp.body = body;
+    Some(resp)
+}
+
+/// Send `raw` bytes over a fresh raw TLS (HTTP/1.1) connection and read one response.
+pub async fn raw_exchange(addr: SocketAddr, ca: &Path, raw: &[u8]) -> Option<RawResponse> {
+    use tokio::io::AsyncWriteExt;
+    let mut io = raw_tls(addr, ca).await;
+    io.write_all(raw).await.unwrap();
+    read_response(&mut io, Duration::from_secs(10)).await
+}
+
+/// GET `path` on the plain-HTTP admin listener; returns status and body text.
+pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("admin connect timed out")
+        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (raw, eof) = read_until_close(&mut s, Duration::from_secs(10)).await;
+    assert!(eof, "admin connection did not close");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Check an RFC 9457 problem response and return its JSON body.
+pub fn assert_problem(
+    parts: &http::response::Parts,
+    body: &[u8],
+    status: u16,
+) -> serde_json::Value {
+    assert_eq!(
+        parts.status.as_u16(),
+        status,
+        "body: {}",
+        String::from_utf8_lossy(body)
+    );
+    assert_eq!(
+        parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
+        Some(&b"application/problem+json"[..]),
+    );
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    for key in ["type", "title", "detail", "reason", "decision_id"] {
+        let s = v[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("problem lacks string {key}: {v}"));
+        assert!(!s.is_empty(), "empty {key}: {v}");
+    }
+    assert_eq!(v["status"].as_u64(), Some(u64::from(status)), "{v}");
+    v
+}
+
+/// Wait (bounded) until `cond` holds; false if it never did within `limit`.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
