@@ -1,13 +1,41 @@
-//! The pure policy engine: state model, compiled policies, evaluation. No I/O.
+//! The pure policy engine: state model, compiled policies, evaluation, decision. No I/O.
+//!
+//! - [`state`]: the loaded `state.json` (users, devices, app protection policies, app
+//!   registrations), interned and indexed; [`state_load`] parses and validates it.
+//! - [`compile`]: `[[policies]]` compiled into an index by resource, with user, app and
+//!   group ids numbered once.
+//! - [`eval`]: one request against its candidate policies -> [`Evaluation`].
+//! - [`controls`]: grant controls and the compliance lifecycle (remediate, then sign out).
+//! - [`decision`]: Graph-named per-policy results and the one decision, and how a decision
+//!   becomes a [`crate::respond::Rejection`].
+//!
+//! The semantics mirror Entra Conditional Access (DESIGN.md "Semantics"): exclude always
+//! wins, every applicable enabled policy must be satisfied, a block wins, report-only
+//! policies are recorded but never decide, and not knowing something never loosens.
 
-use crate::config::Config;
+pub mod compile;
+pub mod controls;
+pub mod decision;
+pub mod eval;
+pub mod fasthash;
+pub mod state;
+pub mod state_load;
+pub mod values;
 
-/// Policies compiled for evaluation (placeholder, being written).
-#[derive(Debug, Default)]
-pub struct PolicySet {}
+pub use compile::{CompiledGrant, CompiledPolicy, PolicySet};
+pub use decision::{
+    Action, ControlResult, Decision, Evaluation, Failure, GraphResult, PolicyResult,
+};
+pub use eval::{EvalInput, PolicyDetail, evaluate, evaluate_detailed};
+pub use state::{
+    AppProtectionPolicy, AppRegistration, ComplianceState, Device, PolicyState, RemediationState,
+    StateCounts, User,
+};
+pub use values::Version;
 
-impl PolicySet {
-    pub fn compile(_config: &Config) -> Result<Self, String> {
-        Ok(Self {})
-    }
-}
+#[cfg(test)]
+mod controls_tests;
+#[cfg(test)]
+mod eval_tests;
+#[cfg(test)]
+mod test_support;
