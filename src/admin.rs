@@ -18,11 +18,16 @@ use crate::metrics::Metrics;
 /// Answers `/readyz`: `Ok(())` when ready, or the reasons it is not.
 pub type ReadyCheck = Arc<dyn Fn() -> Result<(), Vec<String>> + Send + Sync>;
 
+/// Called before `/metrics` is encoded, to bring gauges that are computed from a clock
+/// (state age) up to date.
+pub type ScrapeHook = Arc<dyn Fn() + Send + Sync>;
+
 /// Serve the admin endpoints until `stop` turns true.
 pub async fn run(
     listener: TcpListener,
     metrics: Metrics,
     ready: ReadyCheck,
+    before_scrape: ScrapeHook,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -39,9 +44,13 @@ pub async fn run(
         };
         let metrics = metrics.clone();
         let ready = ready.clone();
+        let before_scrape = before_scrape.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
+                if req.uri().path() == "/metrics" {
+                    before_scrape();
+                }
                 let resp = handle(&req, &metrics, &ready);
                 async move { Ok::<_, Infallible>(resp) }
             });
@@ -109,35 +118,7 @@ fn handle_parts(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
 
-    fn ready_ok() -> ReadyCheck {
-        Arc::new(|| Ok(()))
-    }
-
-    #[test]
-    fn endpoints_answer() {
-        let m = Metrics::new();
-        let r = handle_parts(&Method::GET, "/healthz", &m, &ready_ok());
-        assert_eq!(r.status(), StatusCode::OK);
-        let r = handle_parts(&Method::GET, "/metrics", &m, &ready_ok());
-        assert_eq!(r.status(), StatusCode::OK);
-        let r = handle_parts(&Method::GET, "/nope", &m, &ready_ok());
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        let r = handle_parts(&Method::POST, "/metrics", &m, &ready_ok());
-        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-    }
-
-    #[test]
-    fn readyz_reports_reasons() {
-        let m = Metrics::new();
-        let not: ReadyCheck = Arc::new(|| Err(vec!["state stale".into()]));
-        let r = handle_parts(&Method::GET, "/readyz", &m, &not);
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
-}
 
 /// `accessgate healthcheck`: a blocking GET of `http://{addr}/readyz` (no HTTP client
 /// dependency in the probe, so it works in images without curl).
@@ -168,5 +149,35 @@ pub fn probe_ready(addr: &str, timeout: std::time::Duration) -> Result<(), Strin
     } else {
         let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim();
         Err(format!("{status} {body}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready_ok() -> ReadyCheck {
+        Arc::new(|| Ok(()))
+    }
+
+    #[test]
+    fn endpoints_answer() {
+        let m = Metrics::new();
+        let r = handle_parts(&Method::GET, "/healthz", &m, &ready_ok());
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = handle_parts(&Method::GET, "/metrics", &m, &ready_ok());
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = handle_parts(&Method::GET, "/nope", &m, &ready_ok());
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = handle_parts(&Method::POST, "/metrics", &m, &ready_ok());
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn readyz_reports_reasons() {
+        let m = Metrics::new();
+        let not: ReadyCheck = Arc::new(|| Err(vec!["state stale".into()]));
+        let r = handle_parts(&Method::GET, "/readyz", &m, &not);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

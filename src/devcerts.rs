@@ -68,26 +68,7 @@ pub fn generate_tls(out: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(written)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
 
-    #[test]
-    fn generated_material_loads_into_rustls() {
-        let dir = std::env::temp_dir().join(format!("accessgate-devcerts-{}", std::process::id()));
-        let files = generate_tls(&dir).unwrap();
-        assert_eq!(files.len(), 6);
-        let certs = crate::tls::load_certs(&dir.join("localhost.crt")).unwrap();
-        assert_eq!(certs.len(), 1);
-        crate::tls::load_key(&dir.join("localhost.key")).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for c in crate::tls::load_certs(&dir.join("ca.crt")).unwrap() {
-            roots.add(c).unwrap();
-        }
-        assert_eq!(roots.len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
 
 /// Everything `accessgate dev-certs` writes: TLS material plus token-signing keys and the
 /// matching JWKS, and a README saying DEV ONLY.
@@ -115,3 +96,24 @@ repository): never use any of this in production.
 - `dev-signing-rsa.pem`, `dev-signing-ec.pem`: token-signing keys used by `accessgate dev-token`
 - `dev-jwks.json`: the public keys for those, which the demo config trusts
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_material_loads_into_rustls() {
+        let dir = std::env::temp_dir().join(format!("accessgate-devcerts-{}", std::process::id()));
+        let files = generate_tls(&dir).unwrap();
+        assert_eq!(files.len(), 6);
+        let certs = crate::tls::load_certs(&dir.join("localhost.crt")).unwrap();
+        assert_eq!(certs.len(), 1);
+        crate::tls::load_key(&dir.join("localhost.key")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in crate::tls::load_certs(&dir.join("ca.crt")).unwrap() {
+            roots.add(c).unwrap();
+        }
+        assert_eq!(roots.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

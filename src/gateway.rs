@@ -17,6 +17,7 @@ use crate::decision_log::DecisionLog;
 use crate::metrics::Metrics;
 use crate::server::{ServerSettings, Shutdown};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::state::{Freshness, StateStore};
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -43,6 +44,7 @@ pub struct Gateway {
     admin_addr: Option<SocketAddr>,
     metrics: Metrics,
     shared: SharedSnapshot,
+    state: Arc<StateStore>,
     tls: Arc<ArcSwap<ServerConfig>>,
     draining: Arc<AtomicBool>,
     drain_tx: watch::Sender<bool>,
@@ -85,6 +87,13 @@ impl Gateway {
         let snapshot = Snapshot::build(config.clone(), &metrics, None)
             .map_err(|e| StartError(e.to_string()))?;
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+        // Policy state is needed only where requests are authorized; a gateway whose
+        // routes are all `auth = "none"` neither loads nor waits for it.
+        let state = if needs_state(&config) {
+            StateStore::start(&config.state, &metrics).await
+        } else {
+            StateStore::without_state(Freshness::from(&config.state))
+        };
         metrics
             .config_info
             .with_label_values(&[&config_hash(&config)])
@@ -111,11 +120,16 @@ impl Gateway {
                 let a = l
                     .local_addr()
                     .map_err(|e| StartError(format!("admin.address: {e}")))?;
-                let ready = ready_check(shared.clone(), draining.clone());
+                let ready = ready_check(shared.clone(), state.clone(), draining.clone());
+                let before_scrape: crate::admin::ScrapeHook = {
+                    let state = state.clone();
+                    Arc::new(move || state.observe_age(std::time::SystemTime::now()))
+                };
                 let t = tokio::spawn(crate::admin::run(
                     l,
                     metrics.clone(),
                     ready,
+                    before_scrape,
                     kill_rx.clone(),
                 ));
                 (Some(a), Some(t))
@@ -123,7 +137,12 @@ impl Gateway {
             None => (None, None),
         };
 
-        let stack = crate::build_stack(shared.clone(), Arc::new(log));
+        let stack = crate::build_stack(
+            shared.clone(),
+            state.clone(),
+            metrics.clone(),
+            Arc::new(log),
+        );
         let server_task = tokio::spawn(crate::server::run(
             listener,
             tls.clone(),
@@ -142,6 +161,7 @@ impl Gateway {
             admin_addr,
             metrics,
             shared,
+            state,
             tls,
             draining,
             drain_tx,
@@ -174,6 +194,11 @@ impl Gateway {
         &self.shared
     }
 
+    /// The policy state store (its own background refresh; SIGHUP also refreshes it).
+    pub fn state(&self) -> &Arc<StateStore> {
+        &self.state
+    }
+
     /// The live TLS config handle (certificate reload swaps it).
     pub fn tls(&self) -> &Arc<ArcSwap<ServerConfig>> {
         &self.tls
@@ -199,8 +224,20 @@ impl Gateway {
     }
 }
 
-/// `/readyz`: keys for every issuer, fresh state, and not draining.
-fn ready_check(shared: SharedSnapshot, draining: Arc<AtomicBool>) -> crate::admin::ReadyCheck {
+/// True when some route authorizes requests, so policy state must be loaded and fresh.
+fn needs_state(config: &Config) -> bool {
+    config
+        .routes
+        .iter()
+        .any(|r| r.auth == crate::config::AuthMode::Required)
+}
+
+/// `/readyz`: keys for every issuer, fresh state (where needed), and not draining.
+fn ready_check(
+    shared: SharedSnapshot,
+    state: Arc<StateStore>,
+    draining: Arc<AtomicBool>,
+) -> crate::admin::ReadyCheck {
     Arc::new(move || {
         let mut why = Vec::new();
         if draining.load(Ordering::Relaxed) {
@@ -209,6 +246,11 @@ fn ready_check(shared: SharedSnapshot, draining: Arc<AtomicBool>) -> crate::admi
         let snap = shared.load();
         if !snap.authn.is_ready() {
             why.push("signing keys not loaded for every issuer".to_owned());
+        }
+        if needs_state(&snap.config)
+            && let Err(e) = state.readiness(std::time::SystemTime::now())
+        {
+            why.push(e);
         }
         if why.is_empty() { Ok(()) } else { Err(why) }
     })
@@ -244,6 +286,16 @@ impl Gateway {
                 "listen.address changed ({} -> {}): that needs a restart; keeping the running config",
                 old.listen.address, config.listen.address
             ));
+        }
+        if config.state.source != old.state.source
+            || config.state.refresh != old.state.refresh
+            || config.state.max_staleness != old.state.max_staleness
+            || config.state.fail_open != old.state.fail_open
+        {
+            return Err("[state] changed: that needs a restart; keeping the running config".into());
+        }
+        if needs_state(&config) && !needs_state(old) {
+            return Err("the first route with auth = \"required\" needs policy state loaded at start: restart; keeping the running config".into());
         }
         if config.admin.address != old.admin.address {
             return Err(

@@ -48,6 +48,8 @@ use crate::snapshot::SharedSnapshot;
 /// `authenticate` inserted; `forward` reads both to set identity headers.
 pub fn build_stack(
     shared: SharedSnapshot,
+    state: Arc<state::StateStore>,
+    metrics: metrics::Metrics,
     log: Arc<DecisionLog>,
 ) -> impl Service<
     Request<Body>,
@@ -63,6 +65,7 @@ pub fn build_stack(
         .layer(observe::ObserveLayer::new(log)) // decision id, timing, metrics, decision log
         .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400
         .layer(authn::AuthenticateLayer::new()) // Arc<Principal> from the bearer token, or 401/400
+        .layer(authz::AuthorizeLayer::new(state, metrics)) // policies x state: allow, or 401/403/503
         .service(forward::Forward) // pooled upstream client
 }
 pub mod check;
@@ -73,3 +76,5 @@ pub mod h1_guard;
 pub mod reload;
 pub mod runtime;
 pub mod telemetry;
+pub mod whatif;
+pub mod whatif_cli;

@@ -40,6 +40,38 @@ enum Command {
         #[arg(long, default_value = "certs")]
         out: PathBuf,
     },
+    /// What If: the decision for one caller, and every policy's result and why.
+    Eval {
+        /// The resource (a route's `resource`) the request is for.
+        #[arg(long)]
+        resource: String,
+        /// A token whose claims to evaluate (decoded, not verified: What If is offline).
+        #[arg(long, conflicts_with = "claims", required_unless_present = "claims")]
+        token: Option<String>,
+        /// A JSON file holding the token's claims.
+        #[arg(long)]
+        claims: Option<PathBuf>,
+        /// Client IP address.
+        #[arg(long, default_value = "192.0.2.1")]
+        ip: std::net::IpAddr,
+        /// Evaluation time (RFC 3339), default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Policy state file (default: the config's `[state]` file).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Offline policy tests: run a CASES.toml table; exit 1 on any mismatch.
+    TestPolicies {
+        /// The cases file.
+        cases: PathBuf,
+        /// Policy state file (default: the config's `[state]` file).
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// Mint a token with the DEV ONLY signing key (demos and tests; never production).
     DevToken(Box<DevTokenArgs>),
     /// Exit 0 when the admin /readyz answers ready (container health checks).
@@ -110,6 +142,27 @@ fn main() -> ExitCode {
         Command::Demo { upstream_port } => accessgate::demo::run(upstream_port),
         Command::DevCerts { out } => dev_certs(&out),
         Command::DevToken(args) => dev_token(&args),
+        Command::Eval {
+            resource,
+            token,
+            claims,
+            ip,
+            at,
+            state,
+            json,
+        } => accessgate::whatif_cli::eval(
+            &cli.config,
+            &resource,
+            token.as_deref(),
+            claims.as_deref(),
+            ip,
+            at.as_deref(),
+            state.as_deref(),
+            json,
+        ),
+        Command::TestPolicies { cases, state } => {
+            accessgate::whatif_cli::test_policies(&cli.config, &cases, state.as_deref())
+        }
         Command::Healthcheck { address } => healthcheck(&cli.config, address),
     }
 }

@@ -179,6 +179,16 @@ impl Metrics {
             "decision_log_dropped_total",
             "Decision log lines dropped because the writer fell behind.",
         );
+        // Closed label sets known up front are created at zero, so every documented family
+        // is present in the first scrape (alerts on `increase()` need a starting point).
+        for what in ["config", "tls", "state"] {
+            for outcome in ["success", "error"] {
+                reloads_total.with_label_values(&[what, outcome]);
+            }
+        }
+        for outcome in ["updated", "unchanged", "error"] {
+            state_refresh_total.with_label_values(&[outcome]);
+        }
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();

@@ -309,3 +309,25 @@ async fn unreadable_jwks_file_is_a_startup_error_and_not_ready() {
         Rejection::InvalidToken("signing keys are not available yet")
     );
 }
+
+#[tokio::test]
+async fn issuers_with_different_claim_names_each_use_their_own() {
+    let s = signer();
+    let jwks = JwksServer::start(&s.jwks()).await;
+    let entra = "https://login.example/entra/v2.0";
+    let other = "https://idp.example/";
+    let tables = format!(
+        "{}\n[[issuers]]\n{}claims = {{ user = \"email\" }}\n",
+        issuer_toml(entra, &jwks.url("/k"), "[\"RS256\"]"),
+        issuer_toml(other, &jwks.url("/k"), "[\"RS256\"]"),
+    );
+    let cfg = config(&tables, TOKENS_DEFAULT);
+    let (a, _m) = ready_authenticator(&cfg).await;
+    for (iss, idx, user) in [(entra, 0, "oid-1"), (other, 1, "ann@example.com")] {
+        let mut o = opts(iss, DevAlg::RS256);
+        o.oid = Some("oid-1".into());
+        o.extra.insert("email".into(), json!("ann@example.com"));
+        let p = auth(&a, &s.mint(&o).unwrap()).await.unwrap();
+        assert_eq!((p.issuer_index, p.user.as_str()), (idx, user));
+    }
+}

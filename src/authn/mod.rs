@@ -46,7 +46,7 @@ use issuer::Issuer;
 use keys::{Key, Lookup, MAX_KID_LEN};
 use store::{KeyStore, Refetch};
 
-use crate::config::{Config, IssuerConfig, KeySource};
+use crate::config::{ClaimNames, Config, IssuerConfig, KeySource};
 use crate::metrics::Metrics;
 use crate::respond::Rejection;
 
@@ -84,6 +84,8 @@ pub struct Authenticator {
     /// Background refresh tasks, aborted on drop (a reload replaces the Authenticator).
     tasks: Vec<AbortHandle>,
     startup_errors: Vec<String>,
+    /// The claim names, when every issuer uses the same ones.
+    shared_names: Option<ClaimNames>,
 }
 
 impl Authenticator {
@@ -170,6 +172,7 @@ impl Authenticator {
             refusals: RefusalCounters::new(metrics),
             tasks,
             startup_errors,
+            shared_names: shared_names(&config.issuers),
         }
     }
 
@@ -277,7 +280,16 @@ impl Authenticator {
         let parts = jose::split(token)?;
         let header = jose::parse_header(parts.header)?;
         let payload = jose::b64_decode(parts.payload)?;
-        let peek = jose::peek(&payload)?;
+        // When every issuer reads the same claim names (the usual case), one parse serves
+        // both choosing the issuer and, after verification, the principal.
+        let parsed = match &self.shared_names {
+            Some(names) => Some(claims::parse(&payload, names)?),
+            None => None,
+        };
+        let peek = match &parsed {
+            Some(c) => c.peek()?,
+            None => jose::peek(&payload)?,
+        };
         let idx = issuer::select(&self.issuers, &peek)?;
         let is = &self.issuers[idx];
         if !is.config.algorithms.contains(&header.alg) {
@@ -293,9 +305,11 @@ impl Authenticator {
         jsonwebtoken::decode::<IgnoredAny>(token, &key.decoding, &validation)
             .map_err(|e| jwt_refusal(&e))?;
         let iss: Arc<str> = Arc::from(peek.iss);
-        let principal = claims::principal(&payload, &is.config.claims, idx, &iss, || {
-            claims::short_hash_id(&digest.0)
-        })?;
+        let hash_id = || claims::short_hash_id(&digest.0);
+        let principal = match parsed {
+            Some(c) => c.into_principal(idx, &iss, hash_id)?,
+            None => claims::principal(&payload, &is.config.claims, idx, &iss, hash_id)?,
+        };
         // jsonwebtoken checked these already; the cache re-checks with this same function,
         // so both paths agree on the boundary.
         self.time_check(principal.exp, principal.nbf, now)?;
@@ -345,6 +359,14 @@ impl Drop for Authenticator {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+fn shared_names(issuers: &[IssuerConfig]) -> Option<ClaimNames> {
+    let first = &issuers.first()?.claims;
+    issuers
+        .iter()
+        .all(|i| &i.claims == first)
+        .then(|| first.clone())
 }
 
 /// Issuers equal in everything a cached principal depends on, in the same order.

@@ -613,3 +613,417 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     }
     cond()
 }
+
+// ---------------------------------------------------------------------------------------
+// Helpers for the end-to-end Conditional Access suites (tests/decisions_*.rs,
+// tests/client_compat.rs). Additive only.
+
+/// The client app every dev token names by default (`DevTokenOptions::default().azp`);
+/// [`ca_config`] lists it in `[approved_apps]`.
+pub const CA_APP: &str = "0c1307d4-29d6-4389-a11c-5cbe7f65d7fa";
+/// A client app that no config approves.
+pub const CA_OTHER_APP: &str = "9b9a6e2e-5d1c-4c2e-8f57-00000000beef";
+/// `authorization_uri` of the Entra-style test issuer (`DEMO_ISSUER`).
+pub const CA_AUTHORIZE_URI: &str = "https://login.accessgate.dev/demo-tenant/oauth2/v2.0/authorize";
+/// A second issuer on the same dev keys whose challenges follow RFC 9470.
+pub const RFC9470_ISSUER: &str = "https://idp.example.test/realms/corp";
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Unix seconds as an RFC 3339 UTC timestamp, as state.json spells times.
+pub fn ts(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Parse an RFC 3339 timestamp into unix seconds.
+pub fn parse_ts(s: &str) -> i64 {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{s:?} is not RFC 3339: {e}"))
+        .unix_timestamp()
+}
+
+/// What a Conditional Access test gateway is made of.
+#[derive(Debug, Clone)]
+pub struct CaSpec {
+    /// `[[policies]]` tables, verbatim.
+    pub policies: String,
+    /// `(path_prefix, resource)` per route, in order; all require a token.
+    pub routes: Vec<(&'static str, &'static str)>,
+    /// The initial `state.json`.
+    pub state: serde_json::Value,
+    /// Extra lines for `[state]` (`refresh`, `max_staleness`, `fail_open`).
+    pub state_extra: String,
+    /// Extra lines for `[listen]` (`trusted_proxies`).
+    pub listen_extra: String,
+}
+
+impl CaSpec {
+    /// One route `/` -> resource `corp-api`.
+    pub fn new(policies: &str, state: serde_json::Value) -> Self {
+        Self {
+            policies: policies.to_owned(),
+            routes: vec![("/", "corp-api")],
+            state,
+            state_extra: String::new(),
+            listen_extra: String::new(),
+        }
+    }
+}
+
+/// The gateway config for `spec`: two issuers on the dev signing keys (`DEMO_ISSUER`,
+/// Entra-style challenges with an `authorization_uri`; [`RFC9470_ISSUER`], RFC 9470
+/// challenges), state from `{certs}/state.json`, `[approved_apps]` = [`CA_APP`].
+pub fn ca_config(spec: &CaSpec) -> String {
+    use accessgate::authn::dev::{DEMO_AUDIENCE, DEMO_ISSUER};
+    let mut s = format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+tls_cert = "{{certs}}/localhost.crt"
+tls_key = "{{certs}}/localhost.key"
+header_read_timeout = "5s"
+idle_timeout = "10s"
+{listen_extra}
+
+[admin]
+address = "127.0.0.1:0"
+
+[runtime]
+shutdown_grace = "2s"
+
+[log]
+decisions = "off"
+
+[[issuers]]
+issuer = "{DEMO_ISSUER}"
+audiences = ["{DEMO_AUDIENCE}"]
+jwks_file = "{{certs}}/dev-jwks.json"
+algorithms = ["RS256", "ES256"]
+authorization_uri = "{CA_AUTHORIZE_URI}"
+
+[[issuers]]
+issuer = "{RFC9470_ISSUER}"
+audiences = ["{DEMO_AUDIENCE}"]
+jwks_file = "{{certs}}/dev-jwks.json"
+algorithms = ["RS256"]
+challenge = "rfc9470"
+
+[state]
+source = "file"
+path = "{{certs}}/state.json"
+{state_extra}
+
+[approved_apps]
+ids = ["{CA_APP}"]
+"#,
+        listen_extra = spec.listen_extra,
+        state_extra = spec.state_extra,
+    );
+    for (i, (prefix, resource)) in spec.routes.iter().enumerate() {
+        s.push_str(&format!(
+            "\n[[routes]]\nname = \"r{i}\"\npath_prefix = \"{prefix}\"\nupstream = \"{{upstream}}\"\nresource = \"{resource}\"\nconnect_timeout = \"2s\"\nrequest_timeout = \"10s\"\n"
+        ));
+    }
+    s.push('\n');
+    s.push_str(&spec.policies);
+    s
+}
+
+/// A running Conditional Access gateway, its upstream, the key that signs its tokens, and
+/// an HTTP/1.1 and an HTTP/2 client.
+pub struct CaGateway {
+    pub gw: TestGateway,
+    pub up: Upstream,
+    pub signer: accessgate::authn::dev::DevSigner,
+    h1: TestClient,
+    h2: TestClient,
+}
+
+impl CaGateway {
+    pub async fn start(spec: CaSpec) -> Self {
+        let up = Upstream::start().await;
+        let certs = Certs::new();
+        std::fs::write(
+            certs.path("state.json"),
+            serde_json::to_vec_pretty(&spec.state).unwrap(),
+        )
+        .unwrap();
+        let signer = accessgate::authn::dev::DevSigner::load(certs.dir.path()).unwrap();
+        let gw = TestGateway::start_with(certs, &ca_config(&spec), &up.url()).await;
+        let (h1, h2) = (client(&gw.ca(), false), client(&gw.ca(), true));
+        Self {
+            gw,
+            up,
+            signer,
+            h1,
+            h2,
+        }
+    }
+
+    /// A token for user `oid` (client app [`CA_APP`], no device, cp1 off); `f` adjusts it.
+    pub fn token(
+        &self,
+        oid: &str,
+        f: impl FnOnce(&mut accessgate::authn::dev::DevTokenOptions),
+    ) -> String {
+        let mut o = accessgate::authn::dev::DevTokenOptions {
+            oid: Some(oid.to_owned()),
+            ..Default::default()
+        };
+        f(&mut o);
+        self.signer.mint(&o).unwrap()
+    }
+
+    /// Replace `state.json` (write aside, then rename, so a refresh never reads half).
+    pub fn write_state_bytes(&self, bytes: &[u8]) {
+        let tmp = self.gw.certs.path("state.json.tmp");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, self.gw.certs.path("state.json")).unwrap();
+    }
+
+    pub fn write_state(&self, v: &serde_json::Value) {
+        self.write_state_bytes(&serde_json::to_vec_pretty(v).unwrap());
+    }
+
+    /// GET `path` with `token` (if any) and extra headers, over HTTP/2 or HTTP/1.1.
+    pub async fn call(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        h2: bool,
+        headers: &[(&str, &str)],
+    ) -> (http::response::Parts, Bytes) {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(b) = &bearer {
+            all.push(("authorization", b));
+        }
+        let c = if h2 { &self.h2 } else { &self.h1 };
+        let (parts, body) = send(c, get(&self.gw.url(path), &all)).await;
+        let want = if h2 {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
+        assert_eq!(parts.version, want);
+        (parts, body)
+    }
+
+    /// Expect the request to be forwarded: 200 from the upstream, exactly one more request
+    /// recorded there, which is returned.
+    pub async fn expect_allow(&self, path: &str, token: &str, h2: bool) -> Recorded {
+        self.expect_allow_with(path, token, h2, &[]).await
+    }
+
+    pub async fn expect_allow_with(
+        &self,
+        path: &str,
+        token: &str,
+        h2: bool,
+        headers: &[(&str, &str)],
+    ) -> Recorded {
+        let before = self.up.count();
+        let (parts, body) = self.call(path, Some(token), h2, headers).await;
+        assert_eq!(
+            parts.status,
+            StatusCode::OK,
+            "expected allow on {path}, got {}: {}",
+            parts.status,
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(
+            parts.headers.get("x-upstream").map(|v| v.as_bytes()),
+            Some(&b"echo"[..]),
+            "the 200 must come from the upstream"
+        );
+        assert_eq!(self.up.count(), before + 1, "upstream must see exactly one request");
+        self.up.requests().pop().unwrap()
+    }
+
+    /// Expect a refusal: RFC 9457 problem with `status` and `reason`, and nothing reaching
+    /// the upstream. Returns the response head and the problem body.
+    pub async fn expect_refusal(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        h2: bool,
+        headers: &[(&str, &str)],
+        status: u16,
+        reason: &str,
+    ) -> (http::response::Parts, serde_json::Value) {
+        let before = self.up.count();
+        let (parts, body) = self.call(path, token, h2, headers).await;
+        let v = assert_problem(&parts, &body, status);
+        assert_eq!(v["reason"], reason, "{v}");
+        assert_eq!(self.up.count(), before, "a refused request must not reach the upstream");
+        let id = v["decision_id"].as_str().unwrap();
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "decision_id {id:?}"
+        );
+        (parts, v)
+    }
+
+    /// A Prometheus sample from the admin `/metrics` (0 when the series is absent).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (status, text) = admin_get(self.gw.admin.unwrap(), "/metrics").await;
+        assert_eq!(status, 200);
+        metric_in(&text, name, labels)
+    }
+}
+
+/// The value of `name{labels..}` in a Prometheus text exposition (0 when absent).
+pub fn metric_in(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map_or(0.0, |s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+/// A `WWW-Authenticate` challenge, parsed the way simple real-world clients parse it.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub scheme: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.params.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+/// Parse `Scheme name="value", name="value"` strictly, as clients with hand-written parsers
+/// do (MSAL, the Azure SDKs): every parameter quoted, no spaces around `=`, `", "` between
+/// parameters, no backslash escapes in values, no duplicate names, nothing left over.
+/// Panics (naming the header) on anything else.
+pub fn parse_challenge(header: &str) -> Challenge {
+    let fail = |why: &str| -> ! { panic!("WWW-Authenticate {header:?}: {why}") };
+    let (scheme, mut rest) = header.split_once(' ').unwrap_or_else(|| fail("no parameters"));
+    if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        fail("bad scheme");
+    }
+    let mut params: Vec<(String, String)> = Vec::new();
+    loop {
+        let eq = rest.find('=').unwrap_or_else(|| fail("parameter without '='"));
+        let name = &rest[..eq];
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            fail(&format!("bad parameter name {name:?} (spaces around '='?)"));
+        }
+        let after = &rest[eq + 1..];
+        let quoted = after
+            .strip_prefix('"')
+            .unwrap_or_else(|| fail(&format!("value of {name} is not quoted")));
+        let close = quoted
+            .find('"')
+            .unwrap_or_else(|| fail(&format!("value of {name} is not closed")));
+        let value = &quoted[..close];
+        if value.contains('\\') {
+            fail(&format!("value of {name} holds a backslash escape"));
+        }
+        if params.iter().any(|(k, _)| k == name) {
+            fail(&format!("duplicate parameter {name}"));
+        }
+        params.push((name.to_owned(), value.to_owned()));
+        rest = &quoted[close + 1..];
+        if rest.is_empty() {
+            break;
+        }
+        rest = rest
+            .strip_prefix(", ")
+            .unwrap_or_else(|| fail(&format!("expected \", \" after {name}, found {rest:?}")));
+    }
+    Challenge {
+        scheme: scheme.to_owned(),
+        params,
+    }
+}
+
+/// The one `WWW-Authenticate` header of a response, parsed strictly (Bearer, realm first).
+pub fn challenge_of(parts: &http::response::Parts) -> Challenge {
+    let all: Vec<_> = parts.headers.get_all(http::header::WWW_AUTHENTICATE).iter().collect();
+    assert_eq!(all.len(), 1, "exactly one WWW-Authenticate: {all:?}");
+    let c = parse_challenge(all[0].to_str().unwrap());
+    assert_eq!(c.scheme, "Bearer");
+    assert_eq!(c.params.first().map(|(k, v)| (k.as_str(), v.as_str())), Some(("realm", "accessgate")));
+    c
+}
+
+/// Decode a `claims` parameter: standard base64 WITH padding only (what MSAL.NET accepts),
+/// UTF-8, and JSON. Returns the exact text.
+pub fn decode_claims(b64: &str) -> String {
+    use base64::Engine as _;
+    assert_eq!(b64.len() % 4, 0, "claims {b64:?} is not padded base64");
+    assert!(
+        !b64.contains(['-', '_']),
+        "claims {b64:?} is URL-safe base64, not standard"
+    );
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap_or_else(|e| panic!("claims {b64:?} is not standard base64: {e}"));
+    let text = String::from_utf8(bytes).unwrap();
+    let _: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("claims {text:?} is not JSON: {e}"));
+    text
+}
+
+/// Check a CAE/step-up claims challenge: `authorization_uri`, `error="insufficient_claims"`
+/// and `claims` decoding to exactly `expected_json` (minified). Returns the challenge.
+pub fn assert_claims_challenge(parts: &http::response::Parts, expected_json: &str) -> Challenge {
+    assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
+    let c = challenge_of(parts);
+    assert_eq!(
+        c.names(),
+        ["realm", "authorization_uri", "error", "claims"],
+        "{c:?}"
+    );
+    assert_eq!(c.get("authorization_uri"), Some(CA_AUTHORIZE_URI));
+    assert_eq!(c.get("error"), Some("insufficient_claims"));
+    assert_eq!(decode_claims(c.get("claims").unwrap()), expected_json);
+    c
+}
+
+/// `{"access_token":{"nbf":{"essential":true,"value":"<nbf>"}}}`, minified.
+pub fn nbf_claims(nbf: i64) -> String {
+    format!(r#"{{"access_token":{{"nbf":{{"essential":true,"value":"{nbf}"}}}}}}"#)
+}
+
+/// `{"access_token":{"acrs":{"essential":true,"value":"<acrs>"}}}`, minified.
+pub fn acrs_claims(acrs: &str) -> String {
+    format!(r#"{{"access_token":{{"acrs":{{"essential":true,"value":"{acrs}"}}}}}}"#)
+}
+
+/// Check the challenge a non-CAE client gets: `error="invalid_token"`, a plain
+/// description, and no `claims`.
+pub fn assert_invalid_token_challenge(parts: &http::response::Parts) -> Challenge {
+    assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
+    let c = challenge_of(parts);
+    assert_eq!(c.names(), ["realm", "error", "error_description"], "{c:?}");
+    assert_eq!(c.get("error"), Some("invalid_token"));
+    assert!(!c.get("error_description").unwrap().is_empty());
+    c
+}
