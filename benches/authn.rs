@@ -174,6 +174,20 @@ fn benches(c: &mut Criterion) {
     g.bench_function("cache_hit", |b| {
         b.iter(|| check(poll_once(cached.authenticate(black_box(&h_rs)))))
     });
+    // The same path for a compact token: a hit costs SHA-256 of the token plus a constant.
+    let small = signer
+        .mint(&DevTokenOptions {
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            ..DevTokenOptions::default()
+        })
+        .unwrap();
+    eprintln!("compact token: {} bytes", small.len());
+    let h_small = headers(&small);
+    check(poll_once(cached.authenticate(&h_small)));
+    g.bench_function("cache_hit_compact_token", |b| {
+        b.iter(|| check(poll_once(cached.authenticate(black_box(&h_small)))))
+    });
     g.bench_function("sha256_of_token", |b| {
         b.iter(|| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(rs.as_bytes())))
     });

@@ -114,7 +114,10 @@ fn bench() -> Result<(), String> {
     let token = fx.token(lifetime)?;
     // Minting is slow (one RSA signature each): do it on every core, before pinning.
     let pool = if settings.wants("d") && settings.idle_conns.is_none() && settings.soak.is_none() {
-        progress(&format!("minting {} distinct tokens for (d)", settings.token_pool));
+        progress(&format!(
+            "minting {} distinct tokens for (d)",
+            settings.token_pool
+        ));
         fx.token_pool(settings.token_pool, lifetime)?
     } else {
         Vec::new()
@@ -203,9 +206,11 @@ async fn run(b: &mut Bench, small: &Path, big: &Path, files: &peers::PeerFiles) 
         match id {
             "a" => b.upstream_direct().await,
             "b" | "c" | "d" | "e" => {
-                b.gateway(gateway_scenario(b, id, 1, true, small, big)).await;
+                b.gateway(gateway_scenario(b, id, 1, true, small, big))
+                    .await;
                 if b.settings.all_cores && id != "e" {
-                    b.gateway(gateway_scenario(b, id, 2, false, small, big)).await;
+                    b.gateway(gateway_scenario(b, id, 2, false, small, big))
+                        .await;
                 }
             }
             // The peers run together, in their own order, after the gateway rows.
@@ -260,12 +265,16 @@ fn finish(b: &Bench) -> Result<(), String> {
     println!(
         "accessgate end-to-end benchmark ({}; {})",
         b.extras.pinning,
-        report::machine()["cpu_model"].as_str().unwrap_or("unknown CPU")
+        report::machine()["cpu_model"]
+            .as_str()
+            .unwrap_or("unknown CPU")
     );
-    println!(
-        "warm-up {:?}, measured {:?}, {} connections, {} h2 streams each; TLS 1.3 AES-128-GCM",
-        b.settings.warmup, b.settings.duration, b.settings.conns, b.settings.streams
-    );
+    if b.extras.special.is_none() {
+        println!(
+            "warm-up {:?}, measured {:?}, {} connections, {} h2 streams each; TLS 1.3 AES-128-GCM",
+            b.settings.warmup, b.settings.duration, b.settings.conns, b.settings.streams
+        );
+    }
     if b.settings.quick {
         println!("BENCH_QUICK=1: 1 s runs, smoke only; figures are not comparable");
     }
@@ -286,7 +295,12 @@ fn finish(b: &Bench) -> Result<(), String> {
             println!("{title}: {i}");
         }
     }
-    if let Some(s) = b.extras.special.as_ref().and_then(|s| s["summary"].as_str()) {
+    if let Some(s) = b
+        .extras
+        .special
+        .as_ref()
+        .and_then(|s| s["summary"].as_str())
+    {
         println!("{s}");
     }
     let path: PathBuf = b.fx.dir.join("proxy.json");

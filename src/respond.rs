@@ -350,14 +350,21 @@ fn claims_challenge(authorization_uri: Option<&str>, claims_json: &str) -> Strin
     s
 }
 
+/// Claims request for plain MFA (OIDC Core 5.5.1 `values` form for `amr`).
+pub const MFA_CLAIMS: &str = r#"{"access_token":{"amr":{"essential":true,"values":["mfa"]}}}"#;
+
 fn step_up_challenge(step: &StepUp) -> String {
     match step.style {
         ChallengeStyle::Entra => {
-            let acrs = step.auth_context.as_deref().unwrap_or("mfa");
-            let claims = format!(
-                "{{\"access_token\":{{\"acrs\":{{\"essential\":true,\"value\":\"{}\"}}}}}}",
-                plain(acrs)
-            );
+            // An authentication context is what Entra can step up to (c1..c99); plain MFA
+            // is asked for with the OIDC claims-request form for `amr`.
+            let claims = match step.auth_context.as_deref() {
+                Some(acrs) => format!(
+                    "{{\"access_token\":{{\"acrs\":{{\"essential\":true,\"value\":\"{}\"}}}}}}",
+                    plain(acrs)
+                ),
+                None => MFA_CLAIMS.to_owned(),
+            };
             claims_challenge(step.authorization_uri.as_deref(), &claims)
         }
         ChallengeStyle::Rfc9470 => {

@@ -194,21 +194,31 @@ impl Sender {
 #[derive(Clone)]
 pub struct RequestTemplate {
     uri: Uri,
-    host: HeaderValue,
+    /// HTTP/1.1 only: HTTP/2 carries the authority in the URI (`:authority`), and a
+    /// `Host` header beside it makes some servers (nginx) answer 400.
+    host: Option<HeaderValue>,
 }
 
 impl RequestTemplate {
     /// HTTP/1.1 gets origin-form plus `Host`; HTTP/2 an absolute URI (`:authority`).
     pub fn new(target: &Target, proto: Proto) -> Result<Self, String> {
-        let scheme = if target.tls.is_some() { "https" } else { "http" };
+        let scheme = if target.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let authority = format!("localhost:{}", target.addr.port());
         let uri = match proto {
             Proto::H1 => target.path.to_owned(),
             Proto::H2 => format!("{scheme}://{authority}{}", target.path),
         };
+        let host = match proto {
+            Proto::H1 => Some(HeaderValue::from_str(&authority).map_err(|e| e.to_string())?),
+            Proto::H2 => None,
+        };
         Ok(Self {
             uri: uri.parse().map_err(|e| format!("{uri}: {e}"))?,
-            host: HeaderValue::from_str(&authority).map_err(|e| e.to_string())?,
+            host,
         })
     }
 
@@ -216,7 +226,9 @@ impl RequestTemplate {
         let mut req = Request::new(Empty::new());
         *req.uri_mut() = self.uri.clone();
         let h = req.headers_mut();
-        h.insert(HOST, self.host.clone());
+        if let Some(host) = &self.host {
+            h.insert(HOST, host.clone());
+        }
         if let Some(t) = token {
             h.insert(AUTHORIZATION, t.clone());
         }
@@ -246,9 +258,18 @@ pub async fn fetch(
     target: &Target,
     token: Option<&HeaderValue>,
 ) -> Result<(StatusCode, String), String> {
+    fetch_with(target, Proto::H1, token).await
+}
+
+/// One request with `proto` on a fresh connection: status and body (first 64 KiB).
+pub async fn fetch_with(
+    target: &Target,
+    proto: Proto,
+    token: Option<&HeaderValue>,
+) -> Result<(StatusCode, String), String> {
     let fut = async {
-        let mut tx = Sender::open(target, Proto::H1).await?;
-        let req = RequestTemplate::new(target, Proto::H1)?.build(token);
+        let mut tx = Sender::open(target, proto).await?;
+        let req = RequestTemplate::new(target, proto)?.build(token);
         let resp = tx.send(req).await.map_err(|e| e.to_string())?;
         let status = resp.status();
         let body = resp
@@ -266,7 +287,10 @@ pub async fn fetch(
 }
 
 /// Plain-HTTP GET on the admin listener.
-pub async fn admin_get(admin: SocketAddr, path: &'static str) -> Result<(StatusCode, String), String> {
+pub async fn admin_get(
+    admin: SocketAddr,
+    path: &'static str,
+) -> Result<(StatusCode, String), String> {
     fetch(
         &Target {
             addr: admin,

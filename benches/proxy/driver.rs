@@ -140,7 +140,12 @@ pub async fn run(target: &Target, load: &Load) -> Result<Outcome, String> {
             let slot = i * streams + s;
             // Spread the slots' schedules evenly over one interval.
             let first = interval.map(|iv| t0 + iv.mul_f64(slot as f64 / slots as f64));
-            tasks.push(tokio::spawn(slot_loop(handle, ctx.clone(), first, interval)));
+            tasks.push(tokio::spawn(slot_loop(
+                handle,
+                ctx.clone(),
+                first,
+                interval,
+            )));
         }
     }
     let mut out = Outcome {
@@ -197,7 +202,9 @@ async fn slot_loop(
                 }
                 if now >= ctx.end {
                     // Behind schedule at the end: what is left was never sent.
-                    let left = ctx.end.saturating_duration_since(this.max(ctx.measure_start));
+                    let left = ctx
+                        .end
+                        .saturating_duration_since(this.max(ctx.measure_start));
                     s.dropped += (left.as_secs_f64() / iv.as_secs_f64()).ceil() as u64;
                     break;
                 }
@@ -269,10 +276,10 @@ async fn slot_loop(
 /// The driver has a core of its own, so the spin costs the servers nothing.
 async fn pace_until(at: Instant) {
     const TICK: Duration = Duration::from_millis(1);
-    if let Some(early) = at.checked_sub(TICK) {
-        if early > Instant::now() {
-            tokio::time::sleep_until(early).await;
-        }
+    if let Some(early) = at.checked_sub(TICK)
+        && early > Instant::now()
+    {
+        tokio::time::sleep_until(early).await;
     }
     while Instant::now() < at {
         tokio::task::yield_now().await;

@@ -45,8 +45,10 @@ pub struct Fixture {
 
 /// `target/bench` (or `$CARGO_TARGET_DIR/bench`).
 pub fn bench_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+        PathBuf::from,
+    );
     target.join("bench")
 }
 
@@ -133,7 +135,10 @@ impl Fixture {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("minting thread panicked".into())))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("minting thread panicked".into()))
+                })
                 .collect()
         });
         let mut out = Vec::with_capacity(n);

@@ -56,8 +56,10 @@ impl PeerFiles {
     pub fn write(fx: &Fixture, token: &str) -> Result<Self, String> {
         let dir = fx.dir.join("peers");
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-        let write = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| format!("{}: {e}", p.display()));
+        let read =
+            |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        let write =
+            |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| format!("{}: {e}", p.display()));
         let cert = fx.certs.join("localhost.crt");
         let key = fx.certs.join("localhost.key");
         let cert_pem = dir.join("localhost.pem");
@@ -87,7 +89,12 @@ pub fn installed(program: &str) -> bool {
 }
 
 /// Fill a template's `{{...}}` placeholders and write it to the peers' run folder.
-fn render(peer: &Peer, files: &PeerFiles, upstream: SocketAddr, port: u16) -> Result<PathBuf, String> {
+fn render(
+    peer: &Peer,
+    files: &PeerFiles,
+    upstream: SocketAddr,
+    port: u16,
+) -> Result<PathBuf, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches/peers")
         .join(peer.template);
@@ -114,7 +121,10 @@ fn render(peer: &Peer, files: &PeerFiles, upstream: SocketAddr, port: u16) -> Re
         .lines()
         .find(|l| !l.trim_start().starts_with('#') && l.contains("{{"))
     {
-        return Err(format!("{}: unfilled placeholder in {line:?}", src.display()));
+        return Err(format!(
+            "{}: unfilled placeholder in {line:?}",
+            src.display()
+        ));
     }
     let path = run.join(peer.template);
     std::fs::write(&path, out).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -198,7 +198,11 @@ pub struct Extras {
 
 pub fn memory_table(memory: &[(String, u64, u64)]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{:<58} {:>10} {:>10}", "resident memory", "RSS MiB", "peak MiB");
+    let _ = writeln!(
+        s,
+        "{:<58} {:>10} {:>10}",
+        "resident memory", "RSS MiB", "peak MiB"
+    );
     for (what, rss, hwm) in memory {
         let _ = writeln!(
             s,

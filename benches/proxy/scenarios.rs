@@ -105,7 +105,15 @@ impl Bench {
         let label = "(a) upstream direct, plain HTTP";
         let watch = vec![self.upstream_pid];
         if let Err(e) = self
-            .matrix("a", label, &target, &[Proto::H1], Arc::default(), watch, false)
+            .matrix(
+                "a",
+                label,
+                &target,
+                &[Proto::H1],
+                Arc::default(),
+                watch,
+                false,
+            )
             .await
         {
             self.abort("a", e);
@@ -113,7 +121,10 @@ impl Bench {
     }
 
     /// Write the config, start the gateway child and wait for `/readyz`.
-    pub async fn start_gateway(&mut self, s: &GatewayScenario<'_>) -> Result<RunningGateway, String> {
+    pub async fn start_gateway(
+        &mut self,
+        s: &GatewayScenario<'_>,
+    ) -> Result<RunningGateway, String> {
         let cfg = fixture::write_gateway_config(
             &self.fx,
             &GatewayVariant {
@@ -208,8 +219,16 @@ impl Bench {
         let protos = self.protos();
         let target = self.target(gw.addr);
         let watch = vec![pid, self.upstream_pid];
-        self.matrix(s.id, &s.label, &target, &protos, s.tokens.clone(), watch, true)
-            .await?;
+        self.matrix(
+            s.id,
+            &s.label,
+            &target,
+            &protos,
+            s.tokens.clone(),
+            watch,
+            true,
+        )
+        .await?;
         let after = client::admin_get(gw.admin, "/metrics").await?.1;
         self.counters(s.id, &before, &after);
         self.memory(format!("gateway {}: after the scenario", s.id), pid);
@@ -223,7 +242,11 @@ impl Bench {
         let hits = delta("accessgate_token_cache_hits_total");
         let misses = delta("accessgate_token_cache_misses_total");
         let evals = delta("accessgate_policy_evaluations_total");
-        let per_req = if requests > 0.0 { evals / requests } else { 0.0 };
+        let per_req = if requests > 0.0 {
+            evals / requests
+        } else {
+            0.0
+        };
         let mut line = format!(
             "{id}: gateway counted {requests:.0} requests, token cache {hits:.0} hits / {misses:.0} misses, {per_req:.1} policy evaluations per request"
         );
@@ -256,6 +279,20 @@ impl Bench {
         has_server: bool,
     ) -> Result<(), String> {
         for &proto in protos {
+            // Each protocol must answer 200 before it is measured (a server that refuses
+            // HTTP/2 requests would otherwise produce a fast row of errors).
+            let (status, body) = client::fetch_with(target, proto, tokens.first()).await?;
+            if status != StatusCode::OK {
+                let snippet: String = body.chars().take(300).collect();
+                self.abort(
+                    id,
+                    format!(
+                        "{}: first response {status}, not 200: {snippet}",
+                        proto.as_str()
+                    ),
+                );
+                continue;
+            }
             let mut closed_rps = None;
             for mode in self.settings.modes.clone() {
                 let mode = if mode == "closed" {
@@ -287,7 +324,11 @@ impl Bench {
                     row.mode,
                     row.rps,
                     row.pct_us[2] as f64 / 1000.0,
-                    if row.flagged() { " (FLAGGED: errors)" } else { "" }
+                    if row.flagged() {
+                        " (FLAGGED: errors)"
+                    } else {
+                        ""
+                    }
                 ));
                 self.rows.push(row);
             }
@@ -295,7 +336,13 @@ impl Bench {
         Ok(())
     }
 
-    fn load(&self, proto: Proto, mode: Mode, tokens: &Arc<Vec<HeaderValue>>, watch: &[u32]) -> Load {
+    fn load(
+        &self,
+        proto: Proto,
+        mode: Mode,
+        tokens: &Arc<Vec<HeaderValue>>,
+        watch: &[u32],
+    ) -> Load {
         Load {
             proto,
             mode,

@@ -60,10 +60,14 @@ pub async fn idle_conns(b: &mut Bench, n: usize, state: &std::path::Path) -> Res
         mib(hwm),
     );
     progress(&line);
-    b.extras.memory.push(("gateway c: idle after start".to_owned(), before, before));
     b.extras
         .memory
-        .push((format!("gateway c: {} idle TLS connections", held.len()), after, hwm));
+        .push(("gateway c: idle after start".to_owned(), before, before));
+    b.extras.memory.push((
+        format!("gateway c: {} idle TLS connections", held.len()),
+        after,
+        hwm,
+    ));
     drop(held);
     Ok(json!({
         "mode": "idle_conns", "requested": n, "held": open, "failed": failed,
@@ -117,5 +121,7 @@ pub async fn soak(b: &mut Bench, secs: Duration, state: &std::path::Path) -> Res
         .map(|(t, r)| json!({"t_s": t, "rss_kib": r}))
         .collect();
     b.rows.push(row);
-    Ok(json!({"mode": "soak", "seconds": secs.as_secs_f64(), "samples": samples, "summary": summary}))
+    Ok(
+        json!({"mode": "soak", "seconds": secs.as_secs_f64(), "samples": samples, "summary": summary}),
+    )
 }

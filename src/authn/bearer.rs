@@ -68,24 +68,30 @@ pub fn extract(headers: &HeaderMap) -> Result<&[u8], TokenRefusal> {
 /// is malformed (`invalid_request`).
 pub fn token_syntax(token: &[u8]) -> Result<&str, TokenRefusal> {
     let body_end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
-    if body_end == 0 || !token[..body_end].iter().all(|&b| B64TOKEN[usize::from(b)]) {
+    // A fold without early exit over pure comparisons: the compiler vectorises it, so a
+    // 2 KB token costs tens of nanoseconds, not one branch per byte.
+    let body_ok = token[..body_end]
+        .iter()
+        .fold(true, |ok, &b| ok & is_b64token_char(b));
+    if body_end == 0 || !body_ok {
         return Err(MALFORMED_HEADER);
     }
     // All ASCII by the check above.
     std::str::from_utf8(token).map_err(|_| MALFORMED_HEADER)
 }
 
-/// `b64token` body characters, as a table (one load per byte, no branches to mispredict).
-static B64TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        i += 1;
-    }
-    t
-};
+#[inline]
+fn is_b64token_char(b: u8) -> bool {
+    let lower = b | 0x20;
+    (lower >= b'a') & (lower <= b'z')
+        | (b >= b'0') & (b <= b'9')
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+}
 
 #[cfg(test)]
 #[path = "bearer_tests.rs"]

@@ -106,3 +106,11 @@ fn oversized_token_is_refused_before_decoding() {
     v.extend(std::iter::repeat_n(b'a', 64 * 1024));
     assert_eq!(reason(&[&v]), RefusalReason::Missing);
 }
+
+#[test]
+fn b64token_alphabet_is_exact() {
+    for b in 0..=255u8 {
+        let expected = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+        assert_eq!(is_b64token_char(b), expected, "byte {b:#04x}");
+    }
+}

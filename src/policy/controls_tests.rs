@@ -309,33 +309,36 @@ fn continuous_access_evaluation_comes_first() {
 fn sign_in_frequency() {
     let mut p = pol("sif", &[GrantControl::ApprovedApp]);
     p.sign_in_frequency = Some(Duration::from_secs(8 * HOUR as u64));
+    // The session expired at auth_time + 8h = NOW - 1h. A token issued before that is
+    // challenged with nbf = that moment, which is later than its iat.
     let mut x = who("alice");
     x.auth_time = Some(NOW - 9 * HOUR);
-    x.iat = Some(NOW - 100);
+    x.iat = Some(NOW - 9 * HOUR + 10);
     assert_eq!(
         denied(&run(std::slice::from_ref(&p), &x)),
         (
-            Action::Reauthenticate { nbf: NOW },
+            Action::Reauthenticate { nbf: NOW - HOUR },
             "sign_in_frequency",
             Some(0)
         )
     );
-    // No auth_time: iat counts. A token issued at the challenge's nbf satisfies it.
+    // No auth_time: iat counts. A token issued after the challenge satisfies it.
     let mut y = who("alice");
     y.iat = Some(NOW - 9 * HOUR);
     assert_eq!(
         denied(&run(std::slice::from_ref(&p), &y)).0,
-        Action::Reauthenticate { nbf: NOW }
+        Action::Reauthenticate { nbf: NOW - HOUR }
     );
     y.iat = Some(NOW);
     assert!(run(std::slice::from_ref(&p), &y).decision.is_allow());
-    // nbf is always later than iat.
+    // A token issued after the session expired that still carries the old auth_time was
+    // refreshed without a sign-in: another 401 would loop, so it is blocked.
     let mut z = who("alice");
     z.auth_time = Some(NOW - 9 * HOUR);
-    z.iat = Some(NOW);
+    z.iat = Some(NOW - 100);
     assert_eq!(
-        denied(&run(std::slice::from_ref(&p), &z)).0,
-        Action::Reauthenticate { nbf: NOW + 1 }
+        denied(&run(std::slice::from_ref(&p), &z)),
+        (Action::Block, "sign_in_frequency", Some(0))
     );
     // RFC 9470 issuers are asked for max_age instead.
     let set = PolicySet::from_parts(

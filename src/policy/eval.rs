@@ -462,15 +462,19 @@ fn control(c: GrantControl, p: &CompiledPolicy, cx: &mut Cx<'_>) -> Result<&'sta
 }
 
 /// `session.sign_in_frequency`: `auth_time` (fallback `iat`) older than the frequency.
-/// Entra-style issuers get the CAE challenge with `nbf = now` (and always `> iat`), which
-/// a token issued after this moment satisfies; RFC 9470 issuers get `max_age`, which makes
-/// the provider authenticate the user again.
+///
+/// The session expired at `S = auth_time + frequency`. Entra-style issuers get the same
+/// no-loop rule as the compliance lifecycle: a token issued before `S` gets the CAE
+/// challenge with `nbf = S` (always later than its `iat`), so the client fetches a new
+/// token; a token issued after `S` that still carries the old `auth_time` was refreshed
+/// silently without a sign-in, and another 401 would only loop, so it gets 403 (sign in
+/// interactively). RFC 9470 issuers get `max_age`, which makes the provider authenticate
+/// the user again.
 fn sign_in_frequency(freq: i64, cx: &Cx<'_>) -> Option<Failure> {
     let p = cx.input.principal;
     let now = cx.input.now;
-    if p.authenticated_at()
-        .is_some_and(|at| now.saturating_sub(at) <= freq)
-    {
+    let authenticated_at = p.authenticated_at();
+    if authenticated_at.is_some_and(|at| now.saturating_sub(at) <= freq) {
         return None;
     }
     let action = match style_of(cx.set, p) {
@@ -478,8 +482,18 @@ fn sign_in_frequency(freq: i64, cx: &Cx<'_>) -> Option<Failure> {
             auth_context: None,
             max_age: Some(u64::try_from(freq).unwrap_or(0)),
         },
-        ChallengeStyle::Entra => Action::Reauthenticate {
-            nbf: p.iat.map_or(now, |iat| now.max(iat.saturating_add(1))),
+        ChallengeStyle::Entra => match (authenticated_at, p.iat) {
+            (Some(at), Some(iat)) => {
+                let expired_at = at.saturating_add(freq);
+                if iat < expired_at {
+                    Action::Reauthenticate { nbf: expired_at }
+                } else {
+                    Action::Block
+                }
+            }
+            _ => Action::Reauthenticate {
+                nbf: p.iat.map_or(now, |iat| now.max(iat.saturating_add(1))),
+            },
         },
     };
     Some(Failure {

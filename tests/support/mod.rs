@@ -845,7 +845,11 @@ impl CaGateway {
             Some(&b"echo"[..]),
             "the 200 must come from the upstream"
         );
-        assert_eq!(self.up.count(), before + 1, "upstream must see exactly one request");
+        assert_eq!(
+            self.up.count(),
+            before + 1,
+            "upstream must see exactly one request"
+        );
         self.up.requests().pop().unwrap()
     }
 
@@ -864,7 +868,11 @@ impl CaGateway {
         let (parts, body) = self.call(path, token, h2, headers).await;
         let v = assert_problem(&parts, &body, status);
         assert_eq!(v["reason"], reason, "{v}");
-        assert_eq!(self.up.count(), before, "a refused request must not reach the upstream");
+        assert_eq!(
+            self.up.count(),
+            before,
+            "a refused request must not reach the upstream"
+        );
         let id = v["decision_id"].as_str().unwrap();
         assert!(
             id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -883,8 +891,7 @@ impl CaGateway {
 
 /// The value of `name{labels..}` in a Prometheus text exposition (0 when absent).
 pub fn metric_in(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     scrape
         .samples
         .iter()
@@ -923,13 +930,17 @@ impl Challenge {
 /// Panics (naming the header) on anything else.
 pub fn parse_challenge(header: &str) -> Challenge {
     let fail = |why: &str| -> ! { panic!("WWW-Authenticate {header:?}: {why}") };
-    let (scheme, mut rest) = header.split_once(' ').unwrap_or_else(|| fail("no parameters"));
+    let (scheme, mut rest) = header
+        .split_once(' ')
+        .unwrap_or_else(|| fail("no parameters"));
     if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
         fail("bad scheme");
     }
     let mut params: Vec<(String, String)> = Vec::new();
     loop {
-        let eq = rest.find('=').unwrap_or_else(|| fail("parameter without '='"));
+        let eq = rest
+            .find('=')
+            .unwrap_or_else(|| fail("parameter without '='"));
         let name = &rest[..eq];
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
             fail(&format!("bad parameter name {name:?} (spaces around '='?)"));
@@ -965,11 +976,18 @@ pub fn parse_challenge(header: &str) -> Challenge {
 
 /// The one `WWW-Authenticate` header of a response, parsed strictly (Bearer, realm first).
 pub fn challenge_of(parts: &http::response::Parts) -> Challenge {
-    let all: Vec<_> = parts.headers.get_all(http::header::WWW_AUTHENTICATE).iter().collect();
+    let all: Vec<_> = parts
+        .headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .collect();
     assert_eq!(all.len(), 1, "exactly one WWW-Authenticate: {all:?}");
     let c = parse_challenge(all[0].to_str().unwrap());
     assert_eq!(c.scheme, "Bearer");
-    assert_eq!(c.params.first().map(|(k, v)| (k.as_str(), v.as_str())), Some(("realm", "accessgate")));
+    assert_eq!(
+        c.params.first().map(|(k, v)| (k.as_str(), v.as_str())),
+        Some(("realm", "accessgate"))
+    );
     c
 }
 
@@ -977,7 +995,10 @@ pub fn challenge_of(parts: &http::response::Parts) -> Challenge {
 /// UTF-8, and JSON. Returns the exact text.
 pub fn decode_claims(b64: &str) -> String {
     use base64::Engine as _;
-    assert_eq!(b64.len() % 4, 0, "claims {b64:?} is not padded base64");
+    assert!(
+        b64.len().is_multiple_of(4),
+        "claims {b64:?} is not padded base64"
+    );
     assert!(
         !b64.contains(['-', '_']),
         "claims {b64:?} is URL-safe base64, not standard"
@@ -986,8 +1007,8 @@ pub fn decode_claims(b64: &str) -> String {
         .decode(b64)
         .unwrap_or_else(|e| panic!("claims {b64:?} is not standard base64: {e}"));
     let text = String::from_utf8(bytes).unwrap();
-    let _: serde_json::Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("claims {text:?} is not JSON: {e}"));
+    let _: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("claims {text:?} is not JSON: {e}"));
     text
 }
 
