@@ -489,3 +489,23 @@ async fn sigterm_lets_a_slow_request_finish_and_exits_zero() {
     };
     assert_eq!(exit.code(), Some(0));
 }
+
+#[test]
+fn kubernetes_configmap_holds_a_valid_config() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/configmap.yaml"
+    ))
+    .unwrap();
+    let start = yaml.find("accessgate.toml: |").expect("configmap key");
+    let toml: String = yaml[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let config = accessgate::config::parse_str(&toml, Path::new("/etc/accessgate/accessgate.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert_eq!(config.routes.len(), 1);
+    assert_eq!(config.policies.len(), 1);
+}
