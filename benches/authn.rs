@@ -214,7 +214,10 @@ fn benches(c: &mut Criterion) {
     );
     let hit = interleaved_ratio(
         || {
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(rs.as_bytes()));
+            black_box(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                black_box(rs.as_bytes()),
+            ));
         },
         || {
             check(poll_once(cached.authenticate(black_box(&h_rs))));

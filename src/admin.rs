@@ -118,8 +118,6 @@ fn handle_parts(
     }
 }
 
-
-
 /// `accessgate healthcheck`: a blocking GET of `http://{addr}/readyz` (no HTTP client
 /// dependency in the probe, so it works in images without curl).
 pub fn probe_ready(addr: &str, timeout: std::time::Duration) -> Result<(), String> {

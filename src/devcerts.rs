@@ -68,8 +68,6 @@ pub fn generate_tls(out: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(written)
 }
 
-
-
 /// Everything `accessgate dev-certs` writes: TLS material plus token-signing keys and the
 /// matching JWKS, and a README saying DEV ONLY.
 pub fn generate_all(out: &Path) -> Result<Vec<PathBuf>, String> {

@@ -50,6 +50,18 @@ pub struct GatewayScenario<'a> {
     pub tokens: Arc<Vec<HeaderValue>>,
 }
 
+impl GatewayScenario<'_> {
+    /// The id, plus the worker count when it is not the headline 1 (config file names,
+    /// memory lines).
+    fn tag(&self) -> String {
+        if self.worker_threads == 1 {
+            self.id.to_owned()
+        } else {
+            format!("{}-{}t", self.id, self.worker_threads)
+        }
+    }
+}
+
 /// A running gateway child.
 pub struct RunningGateway {
     pub child: ChildGuard,
@@ -128,7 +140,7 @@ impl Bench {
         let cfg = fixture::write_gateway_config(
             &self.fx,
             &GatewayVariant {
-                name: s.id,
+                name: &s.tag(),
                 auth: s.auth,
                 cache_capacity: s.cache_capacity,
                 state: s.state,
@@ -212,9 +224,9 @@ impl Bench {
         progress(&format!("{}: starting gateway", s.label));
         let gw = self.start_gateway(s).await?;
         let pid = gw.child.pid();
-        self.memory(format!("gateway {}: idle after start", s.id), pid);
+        self.memory(format!("gateway {}: idle after start", s.tag()), pid);
         let checked = self.verify_answers(gw.addr, &s.tokens, s.auth).await?;
-        self.extras.checks.push(format!("{}: {checked}", s.id));
+        self.extras.checks.push(format!("{}: {checked}", s.tag()));
         let before = client::admin_get(gw.admin, "/metrics").await?.1;
         let protos = self.protos();
         let target = self.target(gw.addr);
@@ -230,8 +242,8 @@ impl Bench {
         )
         .await?;
         let after = client::admin_get(gw.admin, "/metrics").await?.1;
-        self.counters(s.id, &before, &after);
-        self.memory(format!("gateway {}: after the scenario", s.id), pid);
+        self.counters(&s.tag(), &before, &after);
+        self.memory(format!("gateway {}: after the scenario", s.tag()), pid);
         Ok(())
     }
 
@@ -250,7 +262,7 @@ impl Bench {
         let mut line = format!(
             "{id}: gateway counted {requests:.0} requests, token cache {hits:.0} hits / {misses:.0} misses, {per_req:.1} policy evaluations per request"
         );
-        if id != "b" && requests > 0.0 && evals == 0.0 {
+        if !id.starts_with('b') && requests > 0.0 && evals == 0.0 {
             line.push_str(" (WARNING: no policy was evaluated: is authorize in the stack?)");
         }
         progress(&line);

@@ -82,9 +82,8 @@ pub fn token_syntax(token: &[u8]) -> Result<&str, TokenRefusal> {
 
 #[inline]
 fn is_b64token_char(b: u8) -> bool {
-    let lower = b | 0x20;
-    (lower >= b'a') & (lower <= b'z')
-        | (b >= b'0') & (b <= b'9')
+    (b | 0x20).is_ascii_lowercase()
+        | b.is_ascii_digit()
         | (b == b'-')
         | (b == b'.')
         | (b == b'_')
