@@ -54,7 +54,17 @@ pub struct H1Guard {
     /// Content-Length seen in this head (value accumulates digits while parsing the value).
     content_length: Option<u64>,
     parsing_cl_value: bool,
+    /// The Content-Length value was not a plain decimal number (hyper refuses it, unless a
+    /// Transfer-Encoding came first, in which case hyper ignores it: we refuse both).
+    cl_malformed: bool,
     transfer_encoding: bool,
+    /// Reading a Transfer-Encoding value into `te_value`.
+    parsing_te_value: bool,
+    te_value: [u8; 16],
+    te_len: usize,
+    /// A Transfer-Encoding other than exactly `chunked` (e.g. `gzip, chunked`): hyper
+    /// would decode the chunking and silently drop the other coding.
+    te_unsupported: bool,
     upgrade: bool,
     connect: bool,
     chunk_size: u64,
@@ -68,6 +78,8 @@ pub struct H1Guard {
     max_head: usize,
     /// Set once a head grew past `max_head`.
     too_large: bool,
+    /// The guard stopped following in the middle of a request head.
+    stopped_in_head: bool,
 }
 
 impl Default for H1Guard {
@@ -86,7 +98,12 @@ impl H1Guard {
             name_len: 0,
             content_length: None,
             parsing_cl_value: false,
+            cl_malformed: false,
             transfer_encoding: false,
+            parsing_te_value: false,
+            te_value: [0; 16],
+            te_len: 0,
+            te_unsupported: false,
             upgrade: false,
             connect: false,
             chunk_size: 0,
@@ -96,7 +113,26 @@ impl H1Guard {
             head_len: 0,
             max_head,
             too_large: false,
+            stopped_in_head: false,
         }
+    }
+
+    /// True once some request head used a transfer coding other than plain `chunked`.
+    pub fn unsupported_coding(&self) -> bool {
+        self.te_unsupported
+    }
+
+    /// True when the guard stopped following in the middle of a request head: the head
+    /// is still unfinished, so `header_read_timeout` must keep running until hyper
+    /// dispatches or refuses it.
+    pub fn stopped_in_head(&self) -> bool {
+        self.stopped_in_head
+    }
+
+    /// Stop following the stream (remembering whether a head was in progress).
+    fn stop(&mut self) {
+        self.stopped_in_head = self.in_head();
+        self.state = State::Stopped;
     }
 
     /// True while a request head has started but not ended (between requests, in a body,
@@ -126,7 +162,9 @@ impl H1Guard {
         self.request_line = true;
         self.content_length = None;
         self.parsing_cl_value = false;
+        self.cl_malformed = false;
         self.transfer_encoding = false;
+        self.parsing_te_value = false;
         self.upgrade = false;
         self.connect = false;
     }
@@ -135,6 +173,11 @@ impl H1Guard {
         self.head_len = 0;
         if self.content_length.is_some() && self.transfer_encoding {
             self.conflict = true;
+            self.state = State::Stopped;
+            return;
+        }
+        if self.cl_malformed {
+            // hyper refuses a malformed length without Transfer-Encoding; nothing to follow.
             self.state = State::Stopped;
             return;
         }
@@ -157,6 +200,15 @@ impl H1Guard {
         }
     }
 
+    /// A Transfer-Encoding line ended: anything but `chunked` (any case, surrounding
+    /// spaces allowed) is a coding we do not pass through.
+    fn end_te_value(&mut self) {
+        let v = self.te_value[..self.te_len].trim_ascii();
+        if !v.eq_ignore_ascii_case(b"chunked") {
+            self.te_unsupported = true;
+        }
+    }
+
     fn end_name(&mut self) {
         let name = &self.name[..self.name_len];
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -170,6 +222,8 @@ impl H1Guard {
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.transfer_encoding = true;
+            self.parsing_te_value = true;
+            self.te_len = 0;
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             self.upgrade = true;
         }
@@ -179,6 +233,22 @@ impl H1Guard {
     pub fn feed(&mut self, bytes: &[u8]) {
         let mut i = 0;
         while i < bytes.len() {
+            // Fast path: the rest of a header line (most of a head, e.g. a 1.5 KB bearer
+            // token) needs no byte-by-byte look; jump to its end.
+            if self.state == State::SkipLine && !self.parsing_cl_value && !self.parsing_te_value {
+                let rest = &bytes[i..];
+                let skip = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                if skip > 0 {
+                    self.head_len += skip;
+                    if self.head_len > self.max_head {
+                        self.too_large = true;
+                        self.stop();
+                        return;
+                    }
+                    i += skip;
+                    continue;
+                }
+            }
             let b = bytes[i];
             if matches!(self.state, State::LineStart | State::Name | State::SkipLine)
                 && !(self.head_len == 0 && self.request_line && (b == b'\r' || b == b'\n'))
@@ -186,7 +256,7 @@ impl H1Guard {
                 self.head_len += 1;
                 if self.head_len > self.max_head {
                     self.too_large = true;
-                    self.state = State::Stopped;
+                    self.stop();
                     return;
                 }
             }
@@ -215,7 +285,7 @@ impl H1Guard {
                     }
                     if b == b' ' || b == b'\t' {
                         // Obsolete line folding: hyper refuses it; stop following.
-                        self.state = State::Stopped;
+                        self.stop();
                         return;
                     }
                     self.name_len = 0;
@@ -227,7 +297,7 @@ impl H1Guard {
                         self.state = State::SkipLine;
                     } else if b == b'\n' {
                         // A header line without a colon: malformed, hyper will refuse.
-                        self.state = State::Stopped;
+                        self.stop();
                         return;
                     } else if self.name_len < NAME_BUF {
                         self.name[self.name_len] = b;
@@ -240,25 +310,40 @@ impl H1Guard {
                 }
                 State::SkipLine => {
                     if b == b'\n' {
+                        if self.parsing_te_value {
+                            self.end_te_value();
+                        }
                         self.parsing_cl_value = false;
+                        self.parsing_te_value = false;
                         self.state = State::LineStart;
                     } else if self.parsing_cl_value {
-                        if b.is_ascii_digit() {
-                            let v = self.content_length.unwrap_or(0);
-                            match v
+                        let digit = b.is_ascii_digit().then(|| {
+                            self.content_length
+                                .unwrap_or(0)
                                 .checked_mul(10)
                                 .and_then(|v| v.checked_add(u64::from(b - b'0')))
-                            {
-                                Some(v) => self.content_length = Some(v),
-                                None => {
-                                    self.state = State::Stopped;
-                                    return;
-                                }
+                        });
+                        match digit {
+                            Some(Some(v)) => self.content_length = Some(v),
+                            // Overflow, or not a plain number: remember it and keep
+                            // following (see `cl_malformed`).
+                            Some(None) => {
+                                self.cl_malformed = true;
+                                self.parsing_cl_value = false;
                             }
-                        } else if !(b == b' ' || b == b'\t' || b == b'\r') {
-                            // Not a plain number: hyper refuses it.
-                            self.state = State::Stopped;
-                            return;
+                            None if b == b' ' || b == b'\t' || b == b'\r' => {}
+                            None => {
+                                self.cl_malformed = true;
+                                self.parsing_cl_value = false;
+                            }
+                        }
+                    } else if self.parsing_te_value && b != b'\r' {
+                        if self.te_len < self.te_value.len() {
+                            self.te_value[self.te_len] = b;
+                            self.te_len += 1;
+                        } else {
+                            self.te_unsupported = true;
+                            self.parsing_te_value = false;
                         }
                     }
                     i += 1;

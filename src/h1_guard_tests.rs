@@ -132,3 +132,44 @@ fn oversized_heads_are_flagged() {
     g.feed(&[b'y'; 200]);
     assert!(!g.too_large());
 }
+
+#[test]
+fn malformed_length_after_transfer_encoding_is_still_a_conflict() {
+    for cl in ["+5", "5, 5", "abc", "-1", "0x5", "99999999999999999999999"] {
+        let input = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: {cl}\r\n\r\n"
+        );
+        assert!(scan_all_splits(input.as_bytes()), "{cl}");
+        let input = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {cl}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        assert!(scan_all_splits(input.as_bytes()), "{cl} first");
+    }
+}
+
+#[test]
+fn transfer_codings_other_than_chunked_are_flagged() {
+    for (te, bad) in [
+        ("chunked", false),
+        (" Chunked ", false),
+        ("gzip, chunked", true),
+        ("gzip", true),
+        ("chunked, chunked", true),
+    ] {
+        let g = scan(format!("POST / HTTP/1.1\r\nTransfer-Encoding: {te}\r\n\r\n").as_bytes());
+        assert_eq!(g.unsupported_coding(), bad, "{te:?}");
+    }
+}
+
+#[test]
+fn a_stop_in_the_middle_of_a_head_is_reported() {
+    let g = scan(b"GET / HTTP/1.1\r\nHost: a\r\nX\r\n");
+    assert!(g.stopped() && g.stopped_in_head());
+    let g = scan(b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n");
+    assert!(g.stopped() && g.stopped_in_head());
+    let g = scan(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+    assert!(
+        g.stopped() && !g.stopped_in_head(),
+        "an upgrade head is complete"
+    );
+}

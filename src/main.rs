@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use accessgate::config::{self, Config};
+
+/// See the `mimalloc` note in Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use accessgate::{Gateway, StartOptions};
 
 #[derive(Parser, Debug)]
@@ -74,6 +78,12 @@ enum Command {
     },
     /// Mint a token with the DEV ONLY signing key (demos and tests; never production).
     DevToken(Box<DevTokenArgs>),
+    /// A tiny echo upstream for trying the gateway (answers every request with a JSON echo
+    /// of the method, path and the identity headers the gateway added).
+    DevEcho {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Exit 0 when the admin /readyz answers ready (container health checks).
     Healthcheck {
         /// Admin address to probe (default: `[admin] address` of the config).
@@ -142,6 +152,7 @@ fn main() -> ExitCode {
         Command::Demo { upstream_port } => accessgate::demo::run(upstream_port),
         Command::DevCerts { out } => dev_certs(&out),
         Command::DevToken(args) => dev_token(&args),
+        Command::DevEcho { listen } => dev_echo(listen),
         Command::Eval {
             resource,
             token,
@@ -165,6 +176,32 @@ fn main() -> ExitCode {
         }
         Command::Healthcheck { address } => healthcheck(&cli.config, address),
     }
+}
+
+fn dev_echo(listen: std::net::SocketAddr) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dev-echo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        match accessgate::demo::echo_server(listen).await {
+            Ok(addr) => {
+                println!("echo upstream on http://{addr}");
+                let _ = tokio::signal::ctrl_c().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("dev-echo: {listen}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn dev_token(a: &DevTokenArgs) -> ExitCode {

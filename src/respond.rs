@@ -120,6 +120,8 @@ pub enum Rejection {
     BadRequest(&'static str),
     /// The request head is larger than `max_header_bytes`. 431.
     HeaderTooLarge,
+    /// A transfer coding other than `chunked` (RFC 9112 6.1). 501.
+    UnsupportedTransferCoding,
     /// No bearer token on a route that requires one. 401 with a bare challenge.
     MissingToken,
     /// Malformed `Authorization` (RFC 6750 `invalid_request`). 400.
@@ -147,9 +149,10 @@ impl Rejection {
     pub fn outcome(&self) -> Outcome {
         match self {
             Rejection::NotFound => Outcome::NotFound,
-            Rejection::BadRequest(_) | Rejection::InvalidRequest(_) | Rejection::HeaderTooLarge => {
-                Outcome::BadRequest
-            }
+            Rejection::BadRequest(_)
+            | Rejection::InvalidRequest(_)
+            | Rejection::HeaderTooLarge
+            | Rejection::UnsupportedTransferCoding => Outcome::BadRequest,
             Rejection::MissingToken | Rejection::InvalidToken(_) => Outcome::Unauthenticated,
             Rejection::Denied { denial, .. } => match denial {
                 Denial::Reauthenticate { .. } => Outcome::Reauthenticate,
@@ -169,6 +172,7 @@ impl Rejection {
             Rejection::NotFound => "no_route",
             Rejection::BadRequest(_) => "bad_request",
             Rejection::HeaderTooLarge => "header_too_large",
+            Rejection::UnsupportedTransferCoding => "unsupported_transfer_coding",
             Rejection::MissingToken => "missing_token",
             Rejection::InvalidRequest(_) => "invalid_request",
             Rejection::InvalidToken(_) => "invalid_token",
@@ -206,6 +210,11 @@ pub fn reject(rejection: &Rejection, decision_id: DecisionId) -> Response<Body> 
             "no route matches this host and path".to_owned(),
         ),
         Rejection::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad Request", (*d).to_owned()),
+        Rejection::UnsupportedTransferCoding => (
+            StatusCode::NOT_IMPLEMENTED,
+            "Not Implemented",
+            "only the chunked transfer coding is supported".to_owned(),
+        ),
         Rejection::HeaderTooLarge => (
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request Header Fields Too Large",

@@ -103,6 +103,11 @@ struct ConnActivity {
     smuggling: AtomicBool,
     /// An HTTP/1.1 request head exceeded `max_header_bytes`.
     head_too_large: AtomicBool,
+    /// An HTTP/1.1 request used a transfer coding other than plain `chunked`.
+    unsupported_coding: AtomicBool,
+    /// The h1 guard stopped following the stream (upgrade, or input it cannot follow):
+    /// the connection closes after the current response, so nothing unchecked follows.
+    guard_stopped: AtomicBool,
 }
 
 /// IO wrapper that, on HTTP/1.1 connections, follows the request stream with the
@@ -134,8 +139,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
             if g.too_large() {
                 a.head_too_large.store(true, Ordering::Relaxed);
             }
+            if g.unsupported_coding() {
+                a.unsupported_coding.store(true, Ordering::Relaxed);
+            }
             if g.stopped() {
-                a.head_pending.store(false, Ordering::Relaxed);
+                // A head the guard gave up on mid-way is still unfinished: keep the header
+                // timer running until hyper dispatches (or refuses) it.
+                a.head_pending.store(g.stopped_in_head(), Ordering::Relaxed);
+                a.guard_stopped.store(true, Ordering::Relaxed);
                 this.guard = None;
             }
         }
@@ -310,12 +321,16 @@ where
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let guard = InFlightGuard::new(&self.activity);
+        // A head was dispatched: whatever the guard saw, it is complete now.
+        self.activity.head_pending.store(false, Ordering::Relaxed);
         let refusal = if self.activity.smuggling.load(Ordering::Relaxed) {
             Some(crate::respond::Rejection::BadRequest(
                 "Content-Length and Transfer-Encoding together are refused",
             ))
         } else if self.activity.head_too_large.load(Ordering::Relaxed) {
             Some(crate::respond::Rejection::HeaderTooLarge)
+        } else if self.activity.unsupported_coding.load(Ordering::Relaxed) {
+            Some(crate::respond::Rejection::UnsupportedTransferCoding)
         } else {
             None
         };
@@ -368,10 +383,13 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for 
                 upgrade,
             } => {
                 let Ok(mut resp) = std::task::ready!(Pin::new(fut).poll(cx));
-                if *upgrade && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-                    // A declined upgrade ends the connection: the h1 guard stopped
-                    // following the stream at the upgrade request, so nothing after it
-                    // could be checked.
+                let stopped = guard
+                    .as_ref()
+                    .is_some_and(|g| g.0.guard_stopped.load(Ordering::Relaxed));
+                if (*upgrade || stopped) && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                    // The h1 guard stopped following the stream (at an upgrade request that
+                    // was then declined, or at input it could not follow): end the
+                    // connection, so nothing it could not check reaches the upstream.
                     resp.headers_mut().insert(
                         http::header::CONNECTION,
                         http::HeaderValue::from_static("close"),

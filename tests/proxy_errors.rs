@@ -237,3 +237,23 @@ async fn small_max_header_bytes_is_enforced_over_h1_and_h2() {
     assert_eq!(up.count(), 0);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn transfer_codings_other_than_chunked_are_refused_with_501() {
+    let up = Upstream::start().await;
+    let mut gw = TestGateway::start(PLAIN_CONFIG, &up.url()).await;
+    let raw = b"POST /gz HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let resp = raw_exchange(gw.addr, &gw.ca(), raw)
+        .await
+        .expect("an answer");
+    assert_eq!(resp.status, 501, "{}", resp.head);
+    assert_eq!(up.count(), 0, "nothing reaches the upstream");
+    // Plain chunked still works on a new connection.
+    let raw = b"POST /ok HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let resp = raw_exchange(gw.addr, &gw.ca(), raw)
+        .await
+        .expect("an answer");
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    assert_eq!(up.requests()[0].body.as_ref(), b"hello");
+    gw.shutdown().await;
+}
