@@ -148,6 +148,7 @@ impl DecisionLog {
         status: u16,
         elapsed: Duration,
         upstream: Option<Duration>,
+        response_bytes: Option<u64>,
         extensions: &http::Extensions,
     ) {
         let Some(tx) = &self.tx else { return };
@@ -172,6 +173,9 @@ impl DecisionLog {
             push_json_str(&mut s, &r.resource);
         }
         let _ = write!(s, ",\"status\":{status}");
+        if let Some(len) = response_bytes {
+            let _ = write!(s, ",\"bytes\":{len}");
+        }
         s.push_str(",\"decision\":");
         push_json_str(&mut s, verdict.outcome.as_str());
         if !verdict.reason.is_empty() {

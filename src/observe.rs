@@ -106,6 +106,9 @@ where
                 let upstream = resp.extensions().get::<UpstreamTiming>().map(|t| t.0);
                 let principal = resp.extensions().get::<Arc<Principal>>();
                 let client_ip = resp.extensions().get::<ClientIp>().map(|c| c.0).or(peer);
+                // Response body size when it is known up front (Content-Length or a
+                // generated body); streamed bodies without a length are not counted.
+                let bytes = http_body::Body::size_hint(resp.body()).exact();
                 log.write(
                     &facts,
                     id,
@@ -116,6 +119,7 @@ where
                     resp.status().as_u16(),
                     elapsed,
                     upstream,
+                    bytes,
                     resp.extensions(),
                 );
             }

@@ -101,3 +101,72 @@ pub fn server_config(listen: &ListenConfig) -> Result<Arc<ServerConfig>, TlsErro
     cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
     Ok(Arc::new(cfg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// Write a self-signed localhost certificate and key made with `alg`.
+    fn write_pair(dir: &Path, alg: &'static rcgen::SignatureAlgorithm) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let name = format!("{:?}", alg).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let c = dir.join(format!("{name}.crt"));
+        let k = dir.join(format!("{name}.key"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    fn listen(cert: PathBuf, key: PathBuf) -> ListenConfig {
+        ListenConfig {
+            address: "127.0.0.1:0".parse().unwrap(),
+            tls_cert: cert,
+            tls_key: key,
+            client_ca: None,
+            handshake_timeout: std::time::Duration::from_secs(1),
+            header_read_timeout: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(1),
+            max_connections: 1,
+            max_header_bytes: 16384,
+            trusted_proxies: Vec::new(),
+            h2_max_concurrent_streams: 1,
+        }
+    }
+
+    #[test]
+    fn rsa_ecdsa_and_ed25519_keys_load_with_alpn() {
+        let dir = tempfile::tempdir().unwrap();
+        for alg in [
+            &rcgen::PKCS_RSA_SHA256,
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+            &rcgen::PKCS_ED25519,
+        ] {
+            let (c, k) = write_pair(dir.path(), alg);
+            let cfg = server_config(&listen(c, k)).unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+            assert_eq!(cfg.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        }
+    }
+
+    #[test]
+    fn mismatched_or_missing_material_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, _) = write_pair(dir.path(), &rcgen::PKCS_ECDSA_P256_SHA256);
+        let (_, k2) = write_pair(dir.path(), &rcgen::PKCS_ED25519);
+        let err = server_config(&listen(c1.clone(), k2)).unwrap_err().to_string();
+        assert!(err.contains(".crt"), "{err}");
+        let err = server_config(&listen(dir.path().join("nope.crt"), c1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope.crt"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let err = load_certs(&empty).unwrap_err().to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
+    }
+}

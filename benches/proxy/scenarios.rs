@@ -397,11 +397,8 @@ impl Bench {
         };
         progress(&format!("{label}: starting"));
         let (child, addr) = peers::start(peer, files, self.upstream, self.pinning.server)?;
-        let tokens = if peer.needs_token {
-            self.token.clone()
-        } else {
-            Arc::default()
-        };
+        // The same request bytes as every other row (see the note in benches/proxy.rs).
+        let tokens = self.token.clone();
         let checked = self.verify_answers(addr, &tokens, peer.needs_token).await?;
         self.extras.checks.push(format!("{}: {checked}", peer.id));
         let target = self.target(addr);
