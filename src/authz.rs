@@ -255,10 +255,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let ext = req.extensions();
-        let decision_id = ext
-            .get::<DecisionId>()
-            .copied()
-            .unwrap_or_else(DecisionId::next);
+        let decision_id = DecisionId::of(ext);
         let Some(rm) = ext.get::<RouteMatch>() else {
             tracing::error!("authorize: request without RouteMatch");
             return ready(reject(&Rejection::NotFound, decision_id));

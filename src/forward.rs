@@ -245,11 +245,7 @@ impl Service<Request<Body>> for Forward {
 }
 
 async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let decision_id = req
-        .extensions()
-        .get::<DecisionId>()
-        .copied()
-        .unwrap_or_else(DecisionId::next);
+    let decision_id = DecisionId::of(req.extensions());
     let Some(rm) = req.extensions_mut().remove::<RouteMatch>() else {
         return Ok(reject(&Rejection::NotFound, decision_id));
     };

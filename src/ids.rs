@@ -31,6 +31,15 @@ fn prefix() -> u64 {
 }
 
 impl DecisionId {
+    /// The id the observing layer gave this request, or a fresh one when a step runs
+    /// alone (unit tests, a stack without `observe`).
+    pub fn of(extensions: &http::Extensions) -> Self {
+        extensions
+            .get::<DecisionId>()
+            .copied()
+            .unwrap_or_else(DecisionId::next)
+    }
+
     /// The next id.
     pub fn next() -> Self {
         Self {

@@ -73,6 +73,7 @@ pub mod demo;
 pub mod demo_scenarios;
 pub mod devcerts;
 pub mod h1_guard;
+pub mod outbound;
 pub mod reload;
 pub mod runtime;
 pub mod telemetry;

@@ -315,11 +315,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let decision_id = req
-            .extensions()
-            .get::<DecisionId>()
-            .copied()
-            .unwrap_or_else(DecisionId::next);
+        let decision_id = DecisionId::of(req.extensions());
         let snapshot = self.shared.load_full();
         let normalized = match normalize_path(req.uri().path()) {
             Ok(Cow::Borrowed(_)) => None,

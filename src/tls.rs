@@ -149,7 +149,10 @@ mod tests {
         ] {
             let (c, k) = write_pair(dir.path(), alg);
             let cfg = server_config(&listen(c, k)).unwrap_or_else(|e| panic!("{alg:?}: {e}"));
-            assert_eq!(cfg.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+            assert_eq!(
+                cfg.alpn_protocols,
+                vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+            );
         }
     }
 
@@ -158,7 +161,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (c1, _) = write_pair(dir.path(), &rcgen::PKCS_ECDSA_P256_SHA256);
         let (_, k2) = write_pair(dir.path(), &rcgen::PKCS_ED25519);
-        let err = server_config(&listen(c1.clone(), k2)).unwrap_err().to_string();
+        let err = server_config(&listen(c1.clone(), k2))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(".crt"), "{err}");
         let err = server_config(&listen(dir.path().join("nope.crt"), c1))
             .unwrap_err()

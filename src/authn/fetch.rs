@@ -8,21 +8,15 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, USER_AGENT};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::RootCertStore;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
+
+use crate::outbound::error_chain;
 
 /// A whole fetch (connect, TLS, response, body) must finish within this.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,46 +25,12 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 /// The client used for one issuer's fetches.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+pub type HttpClient = crate::outbound::HttpsClient;
 
 /// Build a client trusting the platform's roots plus `extra_ca` (PEM). Reads certificate
 /// files: call it off the request path (the key store builds it on `spawn_blocking`).
 pub fn build_client(extra_ca: Option<&Path>) -> Result<HttpClient, String> {
-    let mut roots = RootCertStore::empty();
-    // Platform roots may be absent (minimal containers); that is only an error when an
-    // https fetch later finds no root for its server.
-    let native = rustls_native_certs::load_native_certs();
-    let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
-    if let Some(path) = extra_ca {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("jwks_ca {}: {e}", path.display()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("jwks_ca {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!("jwks_ca {}: no certificate found", path.display()));
-        }
-        for c in certs {
-            roots
-                .add(c)
-                .map_err(|e| format!("jwks_ca {}: {e}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS client config: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .build();
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector))
+    crate::outbound::https_client(extra_ca, "jwks_ca", FETCH_TIMEOUT)
 }
 
 /// Parse and vet a URL we are about to fetch: `https://`, or `http://` to loopback only;
@@ -151,17 +111,6 @@ pub async fn discover_jwks_uri(client: &HttpClient, issuer: &str) -> Result<Stri
     let jwks_uri = doc.jwks_uri.ok_or_else(|| format!("{url}: no jwks_uri"))?;
     check_url(&jwks_uri)?;
     Ok(jwks_uri)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -68,11 +68,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let decision_id = req
-                .extensions()
-                .get::<DecisionId>()
-                .copied()
-                .unwrap_or_else(DecisionId::next);
+            let decision_id = DecisionId::of(req.extensions());
             let Some(rm) = req.extensions().get::<RouteMatch>().cloned() else {
                 // `route` runs before us and always inserts a RouteMatch; without one there
                 // is no route to authenticate for. Answer 404 rather than guess.

@@ -2,20 +2,14 @@
 //! URL polled with `If-None-Match`. Both are bounded in size; HTTP also in time.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{ACCEPT, ETAG, IF_NONE_MATCH, USER_AGENT};
 use http::{HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::RootCertStore;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
+
+use crate::outbound::error_chain;
 
 /// Largest state document accepted (file or HTTP body). A million devices and a million
 /// app registrations are about 500 MiB of JSON; this leaves room and still bounds memory.
@@ -28,7 +22,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// The whole body must arrive within this (large states over slow links).
 const BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
-type StateClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type StateClient = crate::outbound::HttpsClient;
 
 /// A version marker of what was last loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,51 +182,5 @@ impl Source {
 }
 
 fn client(extra_ca: Option<&Path>) -> Result<StateClient, String> {
-    let mut roots = RootCertStore::empty();
-    // Platform roots may be missing (minimal images); only an https fetch needing one fails.
-    let native = rustls_native_certs::load_native_certs();
-    let _ = roots.add_parsable_certificates(native.certs);
-    if let Some(path) = extra_ca {
-        let what = || format!("state ca {}", path.display());
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("{}: {e}", what()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{}: {e}", what()))?;
-        if certs.is_empty() {
-            return Err(format!("{}: no certificate found", what()));
-        }
-        for c in certs {
-            roots.add(c).map_err(|e| format!("{}: {e}", what()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS client config: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    crate::outbound::https_client(extra_ca, "state ca", CONNECT_TIMEOUT)
 }
