@@ -14,8 +14,6 @@
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
@@ -222,7 +220,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Authorize<S> {
 }
 
 /// Boxed like the other steps' futures: the allow path awaits the inner service.
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+pub use crate::body::ResponseFuture;
 
 fn ready(resp: Response<Body>) -> ResponseFuture {
     Box::pin(std::future::ready(Ok(resp)))

@@ -12,6 +12,15 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+/// The future every pipeline step returns: steps never fail (a refusal is a response), and
+/// boxing keeps the stack's type nameable.
+pub type ResponseFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<http::Response<Body>, std::convert::Infallible>>
+            + Send,
+    >,
+>;
+
 /// Errors a body can fail with while streaming.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -7,9 +7,7 @@
 //! `X-Forwarded-*` is replaced unless the peer is a trusted proxy.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -228,7 +226,7 @@ pub struct UpstreamTiming(pub Duration);
 #[derive(Clone, Default)]
 pub struct Forward;
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+use crate::body::ResponseFuture as BoxFuture;
 
 impl Service<Request<Body>> for Forward {
     type Response = Response<Body>;

@@ -7,8 +7,6 @@
 //! `respond` the [`Verdict`] of a refusal. No verdict means the upstream answered: allow.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -54,7 +52,7 @@ pub struct Observe<S> {
     log: Arc<DecisionLog>,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+use crate::body::ResponseFuture as BoxFuture;
 
 impl<S> Service<Request<Body>> for Observe<S>
 where

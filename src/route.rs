@@ -7,9 +7,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -298,7 +296,7 @@ pub struct RouteService<S> {
     shared: SharedSnapshot,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+use crate::body::ResponseFuture as BoxFuture;
 
 impl<S, B> Service<Request<B>> for RouteService<S>
 where

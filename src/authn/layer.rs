@@ -7,8 +7,6 @@
 //! refusal the inner service is never called and `respond` builds the 400/401.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -47,7 +45,7 @@ pub struct Authenticate<S> {
 
 /// Boxed because the authenticator's future is an `async fn` (unnameable); one small
 /// allocation per request, the same as every other boxed tower step.
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+pub use crate::body::ResponseFuture;
 
 impl<S, B> Service<Request<B>> for Authenticate<S>
 where
