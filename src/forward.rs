@@ -66,14 +66,31 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+/// Client-address headers some upstreams believe; only a trusted proxy may set them.
+static CLIENT_ADDRESS_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("x-client-ip"),
+];
 static X_USER: HeaderName = HeaderName::from_static("x-accessgate-user");
 static X_APP: HeaderName = HeaderName::from_static("x-accessgate-app");
 static X_DEVICE: HeaderName = HeaderName::from_static("x-accessgate-device");
 static X_DECISION: HeaderName = HeaderName::from_static("x-accessgate-decision-id");
 
-/// True when the request asks to switch protocols (HTTP/1.1 `Upgrade`, e.g. WebSocket).
+/// True when the request asks to switch to WebSocket (HTTP/1.1 `Upgrade: websocket`).
+/// Other upgrades (`h2c`, custom protocols) are not tunnelled: inside a tunnel every later
+/// request would bypass routing, authentication and header hygiene. Their `Upgrade`
+/// header is dropped and the request is forwarded as a plain one.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| {
+            let name = p.trim().split('/').next().unwrap_or("");
+            name.eq_ignore_ascii_case("websocket")
+        })
         && headers
             .get_all(header::CONNECTION)
             .iter()
@@ -161,6 +178,9 @@ pub fn prepare_headers(headers: &mut HeaderMap, facts: &ForwardFacts<'_>) {
     } else {
         headers.remove(&FORWARDED);
         headers.remove(&X_FORWARDED_HOST);
+        for h in &CLIENT_ADDRESS_HEADERS {
+            headers.remove(h);
+        }
         match peer {
             Some(p) => {
                 headers.insert(X_FORWARDED_FOR.clone(), p);

@@ -57,6 +57,8 @@ fn spoofed_identity_and_forwarded_headers_are_replaced() {
         ("x-forwarded-host", "evil.example"),
         ("x-forwarded-proto", "http"),
         ("forwarded", "for=1.2.3.4"),
+        ("x-real-ip", "1.2.3.4"),
+        ("true-client-ip", "1.2.3.4"),
     ]);
     let f = facts("198.51.100.7", false);
     prepare_headers(&mut h, &f);
@@ -66,6 +68,8 @@ fn spoofed_identity_and_forwarded_headers_are_replaced() {
     assert_eq!(h["x-forwarded-host"], "api.example:8443");
     assert_eq!(h["x-forwarded-proto"], "https");
     assert!(h.get("forwarded").is_none());
+    assert!(h.get("x-real-ip").is_none());
+    assert!(h.get("true-client-ip").is_none());
 }
 
 #[test]
@@ -116,4 +120,26 @@ fn every_forwarded_for_line_is_kept_in_order() {
         Some("6.6.6.6, 7.7.7.7, 8.8.8.8")
     );
     assert_eq!(forwarded_for(&HeaderMap::new()), None);
+}
+
+#[test]
+fn only_websocket_upgrades_are_tunnelled() {
+    let ws = hm(&[("connection", "Upgrade"), ("upgrade", "WebSocket")]);
+    assert!(is_upgrade(&ws));
+    let h2c = hm(&[
+        ("connection", "Upgrade, HTTP2-Settings"),
+        ("upgrade", "h2c"),
+    ]);
+    assert!(!is_upgrade(&h2c));
+    let mut h = h2c.clone();
+    strip_hop_by_hop(&mut h, false);
+    assert!(
+        h.get("upgrade").is_none(),
+        "a refused upgrade is forwarded as a plain request"
+    );
+    let no_conn = hm(&[("upgrade", "websocket")]);
+    assert!(
+        !is_upgrade(&no_conn),
+        "Upgrade without Connection: upgrade is not an upgrade"
+    );
 }

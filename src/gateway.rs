@@ -265,9 +265,11 @@ pub fn config_hash(config: &Config) -> String {
 
 impl Gateway {
     /// Apply a new config without dropping a connection: build the snapshot aside, then
-    /// swap it in; rebuild the TLS config so new handshakes use the new certificate. A
-    /// change that needs a restart (listen or admin address, connection limits) is
-    /// refused with a message saying so, and nothing changes.
+    /// swap it in; rebuild the TLS config so new handshakes use the new certificate.
+    /// Routes, issuers, tokens, policies, approved apps, trusted proxies and TLS material
+    /// reload live. A change that needs a restart (listen or admin address, `[listen]`
+    /// limits and timeouts, `[runtime]`, `[log]`, `[state]`) is refused with a message
+    /// saying so, and nothing changes.
     pub fn apply_config(&self, config: Config) -> Result<(), String> {
         let outcome = self.try_apply(config);
         let label = if outcome.is_ok() { "success" } else { "error" };
@@ -296,6 +298,22 @@ impl Gateway {
         }
         if needs_state(&config) && !needs_state(old) {
             return Err("the first route with auth = \"required\" needs policy state loaded at start: restart; keeping the running config".into());
+        }
+        if ServerSettings::from(&config.listen) != ServerSettings::from(&old.listen) {
+            return Err("[listen] limits or timeouts changed (max_connections, max_header_bytes, header_read_timeout, idle_timeout, handshake_timeout, h2_max_concurrent_streams): they are fixed for the listener's life and need a restart; keeping the running config".into());
+        }
+        if config.runtime.worker_threads != old.runtime.worker_threads
+            || config.runtime.shutdown_grace != old.runtime.shutdown_grace
+        {
+            return Err(
+                "[runtime] changed: that needs a restart; keeping the running config".into(),
+            );
+        }
+        if config.log.decisions != old.log.decisions
+            || config.log.allow_sample != old.log.allow_sample
+            || config.log.level != old.log.level
+        {
+            return Err("[log] changed: the log sinks are opened at start, which needs a restart; keeping the running config".into());
         }
         if config.admin.address != old.admin.address {
             return Err(

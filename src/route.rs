@@ -98,6 +98,7 @@ pub enum PathError {
     NotAbsolute,
     BadEscape,
     Backslash,
+    DotSegmentParameters,
 }
 
 impl PathError {
@@ -106,6 +107,7 @@ impl PathError {
             PathError::NotAbsolute => "request path must start with /",
             PathError::BadEscape => "malformed percent-encoding in path",
             PathError::Backslash => "backslash in path",
+            PathError::DotSegmentParameters => "dot-segment with ; parameters in path",
         }
     }
 }
@@ -135,6 +137,7 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
         return Err(PathError::Backslash);
     }
     let needs_work = bytes.contains(&b'%')
+        || bytes.contains(&b';')
         || path.contains("//")
         || path.contains("/./")
         || path.contains("/../")
@@ -179,6 +182,14 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     let mut out: Vec<&str> = Vec::new();
     let mut trailing_slash = decoded.ends_with('/');
     for seg in decoded.split('/') {
+        // `..;x` / `.;x`: servlet containers (Tomcat, Jetty) drop the `;` parameters and
+        // treat these as dot-segments, so a router that did not would route `/public/..;/admin`
+        // to /public while the upstream serves /admin.
+        if let Some((name, _)) = seg.split_once(';')
+            && (name == "." || name == "..")
+        {
+            return Err(PathError::DotSegmentParameters);
+        }
         match seg {
             "" => {}
             "." => trailing_slash = true,
@@ -223,6 +234,8 @@ pub fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
         None => req.headers().get(http::header::HOST)?.to_str().ok()?,
     };
     let host = strip_port(raw);
+    // `api.example.` (fully qualified) is the same name as `api.example`.
+    let host = host.strip_suffix('.').unwrap_or(host);
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Some(Cow::Owned(host.to_ascii_lowercase()))
     } else {
@@ -243,28 +256,59 @@ fn strip_port(h: &str) -> &str {
 
 /// The client IP: the TCP peer, unless the peer is a trusted proxy, in which case the
 /// right-most `X-Forwarded-For` address that is not itself a trusted proxy.
+/// A trusted proxy's `X-Forwarded-For` held an entry that is not an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadForwardedFor;
+
 /// `xff` is every `X-Forwarded-For` line joined in order (see `forward::forwarded_for`).
-pub fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+/// Entries may carry a port (`203.0.113.9:51234`, `[2001:db8::1]:443`, as some load
+/// balancers append); IPv4-mapped IPv6 addresses compare as IPv4. An entry that is not an
+/// address at all (`unknown`, garbage) from a trusted proxy is `Err`: the caller refuses
+/// the request rather than fall back to the proxy's own address, which would make every
+/// client look like it stands where the proxy does.
+pub fn client_ip(
+    peer: IpAddr,
+    xff: Option<&str>,
+    trusted: &[IpNet],
+) -> Result<IpAddr, BadForwardedFor> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let peer = peer.to_canonical();
     if !is_trusted(&peer) {
-        return peer;
+        return Ok(peer);
     }
     let Some(list) = xff else {
-        return peer;
+        return Ok(peer);
     };
     let mut candidate = peer;
     for part in list.rsplit(',') {
-        match part.trim().parse::<IpAddr>() {
-            Ok(ip) => {
-                candidate = ip;
-                if !is_trusted(&ip) {
-                    break;
-                }
-            }
-            Err(_) => break,
+        let ip = parse_forwarded_addr(part.trim()).ok_or(BadForwardedFor)?;
+        candidate = ip;
+        if !is_trusted(&ip) {
+            break;
         }
     }
-    candidate
+    Ok(candidate)
+}
+
+/// An address from `X-Forwarded-For`: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+fn parse_forwarded_addr(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (v6, tail) = rest.split_once(']')?;
+        if !(tail.is_empty()
+            || tail
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok()))
+        {
+            return None;
+        }
+        return v6.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// Layer that routes requests against the live snapshot.
@@ -337,8 +381,20 @@ where
             } else {
                 None
             };
-            let ip = client_ip(conn.peer.ip(), xff.as_deref(), trusted);
-            req.extensions_mut().insert(ClientIp(ip));
+            match client_ip(conn.peer.ip(), xff.as_deref(), trusted) {
+                Ok(ip) => {
+                    req.extensions_mut().insert(ClientIp(ip));
+                }
+                Err(BadForwardedFor) => {
+                    let resp = reject(
+                        &Rejection::BadRequest(
+                            "X-Forwarded-For holds an entry that is not an address",
+                        ),
+                        decision_id,
+                    );
+                    return Box::pin(async move { Ok(resp) });
+                }
+            }
         }
         if let Some(p) = normalized {
             req.extensions_mut().insert(NormalizedPath(p));

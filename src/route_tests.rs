@@ -103,6 +103,7 @@ fn host_is_lowercased_and_port_stripped() {
 fn forwarded_for_is_believed_only_from_trusted_proxies() {
     let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
     let xff = Some("203.0.113.9, 10.1.1.1");
+    let client_ip = |p, x, t: &[IpNet]| super::client_ip(p, x, t).unwrap();
     let untrusted_peer: IpAddr = "198.51.100.7".parse().unwrap();
     assert_eq!(client_ip(untrusted_peer, xff, &trusted), untrusted_peer);
     let proxy: IpAddr = "10.2.2.2".parse().unwrap();
@@ -110,6 +111,69 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
         client_ip(proxy, xff, &trusted),
         "203.0.113.9".parse::<IpAddr>().unwrap()
     );
-    assert_eq!(client_ip(proxy, Some("not-an-ip"), &trusted), proxy);
     assert_eq!(client_ip(proxy, None, &trusted), proxy);
+}
+
+#[test]
+fn forwarded_for_entries_with_ports_and_mapped_addresses() {
+    let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+    let proxy: IpAddr = "10.2.2.2".parse().unwrap();
+    let mapped: IpAddr = "::ffff:10.2.2.2".parse().unwrap();
+    let want: IpAddr = "203.0.113.9".parse().unwrap();
+    assert_eq!(
+        client_ip(proxy, Some("203.0.113.9:51234"), &trusted),
+        Ok(want)
+    );
+    assert_eq!(
+        client_ip(mapped, Some("203.0.113.9"), &trusted),
+        Ok(want),
+        "mapped peer is trusted"
+    );
+    assert_eq!(
+        client_ip(proxy, Some("[2001:db8::1]:443"), &trusted),
+        Ok("2001:db8::1".parse().unwrap())
+    );
+    assert_eq!(
+        client_ip(proxy, Some("::ffff:203.0.113.9"), &trusted),
+        Ok(want)
+    );
+    // Never fall back to the proxy's own address on garbage.
+    assert_eq!(
+        client_ip(proxy, Some("unknown"), &trusted),
+        Err(BadForwardedFor)
+    );
+    assert_eq!(
+        client_ip(proxy, Some("203.0.113.9, junk"), &trusted),
+        Err(BadForwardedFor)
+    );
+    // An untrusted peer's header is not read at all.
+    let peer: IpAddr = "198.51.100.7".parse().unwrap();
+    assert_eq!(client_ip(peer, Some("junk"), &trusted), Ok(peer));
+}
+
+#[test]
+fn dot_segments_with_parameters_are_refused() {
+    assert_eq!(
+        normalize_path("/public/..;/admin"),
+        Err(PathError::DotSegmentParameters)
+    );
+    assert_eq!(
+        normalize_path("/public/.;x/admin"),
+        Err(PathError::DotSegmentParameters)
+    );
+    assert_eq!(
+        normalize_path("/public/%2e%2e;/admin"),
+        Err(PathError::DotSegmentParameters)
+    );
+    assert_eq!(normalize_path("/a;b/c").unwrap(), "/a;b/c");
+}
+
+#[test]
+fn trailing_dot_host_is_the_same_name() {
+    let req = Request::builder()
+        .uri("/x")
+        .header("host", "API.Corp.Example.:443")
+        .body(())
+        .unwrap();
+    assert_eq!(request_host(&req).as_deref(), Some("api.corp.example"));
 }

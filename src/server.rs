@@ -38,8 +38,8 @@ use crate::h1_guard::H1Guard;
 use crate::metrics::Metrics;
 
 /// Connection limits and timeouts, fixed for the listener's life (a reload that changes
-/// them takes effect for new connections; see `crate::gateway`).
-#[derive(Debug, Clone)]
+/// them is refused with a message that it needs a restart; see `crate::gateway`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -538,7 +538,12 @@ async fn serve_connection<S>(
     });
     let svc = ConnService {
         stack,
-        info: ConnInfo { peer, tls: true },
+        // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d; every address
+        // comparison (trusted proxies, locations) is made on the IPv4 form.
+        info: ConnInfo {
+            peer: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+            tls: true,
+        },
         activity: activity.clone(),
         slot,
         kill: shutdown.kill.clone(),

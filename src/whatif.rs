@@ -285,7 +285,9 @@ pub fn principal_from_claims(config: &Config, claims: &Value) -> Result<Principa
         .get("_claim_names")
         .and_then(|c| c.get("groups"))
         .is_some()
-        || obj.get("hasgroups").and_then(Value::as_bool) == Some(true);
+        || obj.get("hasgroups").and_then(Value::as_bool) == Some(true)
+        // No groups claim at all: membership unknown, as for the gateway.
+        || obj.get(names.groups.as_str()).is_none();
     Ok(Principal {
         issuer_index,
         issuer: Arc::from(iss.as_str()),
@@ -296,7 +298,7 @@ pub fn principal_from_claims(config: &Config, claims: &Value) -> Result<Principa
             .or_else(|| s("appid")),
         device: s(&names.device),
         groups: list(&names.groups),
-        groups_overage: overage,
+        groups_incomplete: overage,
         amr: list("amr"),
         acrs: list("acrs"),
         auth_time: n("auth_time"),

@@ -157,7 +157,7 @@ fn claims_become_a_principal_like_authenticate_makes() {
     .unwrap();
     assert_eq!(p.user, "s-1");
     assert_eq!(p.client_app.as_deref(), Some("v1-app"));
-    assert!(p.groups_overage);
+    assert!(p.groups_incomplete);
     assert!(p.cae_capable);
     assert_eq!(p.acrs, vec!["c1"]);
     assert_eq!(p.scopes, vec!["read", "write"]);

@@ -105,7 +105,7 @@ async fn entra_v2_token_gives_the_principal() {
     assert_eq!(p.client_app.as_deref(), Some("client-app-v2"));
     assert_eq!(p.device.as_deref(), Some("device-1"));
     assert_eq!(p.groups, ["g1", "g2"]);
-    assert!(!p.groups_overage);
+    assert!(!p.groups_incomplete);
     assert_eq!(p.amr, ["pwd", "mfa"]);
     assert_eq!(p.acrs, ["c1"]);
     assert!(p.cae_capable);
@@ -155,7 +155,7 @@ async fn entra_v1_token_uses_sub_appid_and_overage() {
     let p = auth(&a, &t).await.unwrap();
     assert_eq!(p.user, "v1-subject");
     assert_eq!(p.client_app.as_deref(), Some("client-app-v1"));
-    assert!(p.groups_overage);
+    assert!(p.groups_incomplete);
     assert!(p.cae_capable);
     // No jti: a short hash of the token, never the token.
     assert_eq!(p.token_id.len(), 16);
@@ -186,7 +186,7 @@ async fn hasgroups_marks_an_overage_and_custom_claim_names_apply() {
     assert_eq!(p.client_app.as_deref(), Some("cli"));
     assert_eq!(p.device.as_deref(), Some("dev-9"));
     assert_eq!(p.groups, ["admins"]);
-    assert!(p.groups_overage);
+    assert!(p.groups_incomplete);
 }
 
 #[tokio::test]

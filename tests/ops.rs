@@ -219,9 +219,16 @@ async fn bad_configs_are_refused_and_the_old_one_keeps_serving() {
         "resources = [\"payroll\"]\ninclude_users = [\"all\"]\ngrant = { block = true }",
     );
     assert_ne!(semantic, good, "fixture: the semantic edit must apply");
+    // A listener limit belongs to the bound listener: changing it needs a restart, so the
+    // whole reload is refused (even though it also enables the kill switch).
+    let restart = good
+        .replace("[admin]", "idle_timeout = \"7s\"\n\n[admin]")
+        .replace("mode = \"disabled\"", "mode = \"enabled\"");
+    assert_ne!(restart, good);
     for (bad, what) in [
         (syntax, "syntax"),
         (semantic.replace("disabled", "enabled"), "semantic"),
+        (restart, "needs a restart"),
     ] {
         std::fs::write(&path, &bad).unwrap();
         accessgate::reload::reload_from_file(gw.gw(), &path);
@@ -234,7 +241,7 @@ async fn bad_configs_are_refused_and_the_old_one_keeps_serving() {
             .reloads_total
             .with_label_values(&["config", "error"])
             .get(),
-        2
+        3
     );
     // And a good edit afterwards still applies.
     std::fs::write(
@@ -246,7 +253,7 @@ async fn bad_configs_are_refused_and_the_old_one_keeps_serving() {
     let (parts, body) = send(&c, get(&gw.url("/orders"), &[("authorization", &auth)])).await;
     let problem = assert_problem(&parts, &body, 403);
     assert_eq!(problem["reason"], "block_policy");
-    assert_eq!(up.count(), 2);
+    assert_eq!(up.count(), 3, "the three refused reloads each kept serving");
     gw.shutdown().await;
 }
 

@@ -187,7 +187,7 @@ proptest! {
     fn unknown_membership_never_loosens(ps in policies(), p in principal()) {
         let known = eval(&ps, &p);
         let mut unknown = p.clone();
-        unknown.groups_overage = true;
+        unknown.groups_incomplete = true;
         unknown.groups.clear();
         let u = eval(&ps, &unknown);
         prop_assert!(strength(&u.decision) >= strength(&known.decision),

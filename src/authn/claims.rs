@@ -176,9 +176,12 @@ impl Claims<'_> {
             tenant: raw.tid.map(|t| t.0.to_ascii_lowercase()),
             client_app: raw.client_app.or(raw.appid).map(|t| t.0.into_owned()),
             device: raw.device.map(|t| t.0.into_owned()),
-            groups: raw.groups.unwrap_or_default(),
-            groups_overage: raw.claim_names_groups.unwrap_or(false)
+            // No `groups` claim at all (many apps and providers never emit one) says
+            // nothing about membership, just as an overage does not.
+            groups_incomplete: raw.groups.is_none()
+                || raw.claim_names_groups.unwrap_or(false)
                 || raw.hasgroups.unwrap_or(false),
+            groups: raw.groups.unwrap_or_default(),
             amr: raw.amr.unwrap_or_default(),
             acrs: raw.acrs.unwrap_or_default(),
             auth_time: raw.auth_time.map(|d| d.0),

@@ -37,7 +37,7 @@ fn entra_v2_claims() {
         (2_000_000_000, Some(1000), Some(1500), Some(1400))
     );
     assert_eq!(p.token_id, "j");
-    assert!(!p.groups_overage);
+    assert!(!p.groups_incomplete);
 }
 
 #[test]
@@ -56,12 +56,18 @@ fn fallbacks_sub_and_appid_and_hash_id() {
 fn overage_markers() {
     let p = parse(r#"{"iss":"https://i/","exp":2,"sub":"s","_claim_names":{"groups":"src1"}}"#)
         .unwrap();
-    assert!(p.groups_overage);
+    assert!(p.groups_incomplete);
+    let p = parse(
+        r#"{"iss":"https://i/","exp":2,"sub":"s","groups":["g"],"_claim_names":{"other":"x"}}"#,
+    )
+    .unwrap();
+    assert!(!p.groups_incomplete);
+    // No groups claim at all: membership is not known either.
     let p =
         parse(r#"{"iss":"https://i/","exp":2,"sub":"s","_claim_names":{"other":"x"}}"#).unwrap();
-    assert!(!p.groups_overage);
+    assert!(p.groups_incomplete);
     let p = parse(r#"{"iss":"https://i/","exp":2,"sub":"s","hasgroups":true}"#).unwrap();
-    assert!(p.groups_overage);
+    assert!(p.groups_incomplete);
 }
 
 #[test]

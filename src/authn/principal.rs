@@ -20,9 +20,10 @@ pub struct Principal {
     pub device: Option<String>,
     /// Group ids from the token's `groups` claim.
     pub groups: Vec<String>,
-    /// True when the token signals a groups overage (`_claim_names.groups` / `hasgroups`):
-    /// the token's `groups` list is then incomplete and must not be trusted as complete.
-    pub groups_overage: bool,
+    /// True when the token's `groups` list cannot be taken as complete: a groups overage
+    /// (`_claim_names.groups` / `hasgroups`), or no `groups` claim at all. Membership is
+    /// then unknown unless the user is in policy state (and unknown never loosens).
+    pub groups_incomplete: bool,
     /// `amr` values (e.g. `pwd`, `mfa`).
     pub amr: Vec<String>,
     /// `acrs` values (authentication contexts satisfied, e.g. `c1`).

@@ -282,7 +282,7 @@ fn continuous_access_evaluation_comes_first() {
     let revoked = NOW - HOUR;
     let mut e = who("erin");
     e.iat = Some(revoked - 1);
-    let ev = run(&[block("b")], &e);
+    let ev = run(&[pol("p", &[GrantControl::ApprovedApp])], &e);
     assert_eq!(
         denied(&ev),
         (
@@ -293,9 +293,13 @@ fn continuous_access_evaluation_comes_first() {
     );
     assert_eq!(
         result(&ev, 0).0,
-        GraphResult::Failure,
+        GraphResult::Success,
         "policies are still recorded"
     );
+    // A block grant wins over everything, continuous access evaluation included: no
+    // sign-in would help, so the client is not asked for one.
+    let ev = run(&[block("b")], &e);
+    assert_eq!(denied(&ev), (Action::Block, "block_policy", Some(0)));
     e.iat = Some(revoked);
     assert!(
         run(&[], &e).decision.is_allow(),

@@ -217,20 +217,23 @@ fn run(
         }
     }
 
-    // Continuous access evaluation comes first: a disabled account or revoked sessions
-    // end the session whatever the policies say.
-    let decision = match cae(user, p, input.now) {
-        Some(f) => Decision::Deny {
+    // A block grant wins over everything (no sign-in would help); then continuous access
+    // evaluation: a disabled account or revoked sessions end the session whatever the
+    // other policies say.
+    let decision = match (best, cae(user, p, input.now)) {
+        (Some((failure, idx)), _) if failure.reason == "block_policy" => Decision::Deny {
+            failure,
+            policy: Some(idx),
+        },
+        (_, Some(f)) => Decision::Deny {
             failure: f,
             policy: None,
         },
-        None => match best {
-            Some((failure, idx)) => Decision::Deny {
-                failure,
-                policy: Some(idx),
-            },
-            None => Decision::Allow,
+        (Some((failure, idx)), None) => Decision::Deny {
+            failure,
+            policy: Some(idx),
         },
+        (None, None) => Decision::Allow,
     };
     Evaluation {
         decision,
@@ -257,7 +260,7 @@ fn membership(
         }
         return Membership::Known(bits);
     }
-    if p.groups_overage {
+    if p.groups_incomplete {
         return Membership::Unknown;
     }
     let mut bits = Bits::new(slots);

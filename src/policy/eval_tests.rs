@@ -81,7 +81,7 @@ fn unknown_membership_never_loosens() {
     exc.exclude_groups = vec!["break-glass".into()];
     let mut x = who("stranger");
     x.groups = vec!["break-glass".into()];
-    x.groups_overage = true;
+    x.groups_incomplete = true;
     let ev = run(&[inc, exc], &x);
     assert_eq!(
         result(&ev, 0).0,
