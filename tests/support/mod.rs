@@ -316,20 +316,7 @@ pub fn tls_client_config(ca: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
 /// HTTP/1.1-only or HTTP/2-only client over TLS trusting `ca`.
 pub fn client(ca: &Path, h2: bool) -> TestClient {
     // hyper-rustls sets ALPN itself from enable_http1/enable_http2.
-    let tls = tls_client_config(ca, &[]);
-    let b = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only();
-    let conn = if h2 {
-        b.enable_http2().build()
-    } else {
-        b.enable_http1().build()
-    };
-    let mut cb = Client::builder(TokioExecutor::new());
-    if h2 {
-        cb.http2_only(true);
-    }
-    cb.build(conn)
+    client_with_tls(tls_client_config(ca, &[]), h2)
 }
 
 /// Send a request and collect the whole response body.
