@@ -28,3 +28,4 @@ mod proxy_forwarding;
 mod proxy_ops;
 mod proxy_smoke;
 mod robustness;
+mod transport_refusals;
