@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tower::Service;
 
 use crate::authn::Principal;
-use crate::body::Body;
+use crate::body::{Body, ResponseFuture};
 use crate::config::RouteConfig;
 use crate::ids::DecisionId;
 use crate::respond::{Rejection, reject};
@@ -223,12 +223,10 @@ pub struct UpstreamTiming(pub Duration);
 #[derive(Clone, Default)]
 pub struct Forward;
 
-use crate::body::ResponseFuture as BoxFuture;
-
 impl Service<Request<Body>> for Forward {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))

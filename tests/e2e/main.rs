@@ -19,6 +19,7 @@ mod client_compat;
 mod decisions_conditions;
 mod decisions_grants;
 mod decisions_lifecycle;
+mod demo;
 mod layout;
 mod ops;
 mod policy_props;
