@@ -242,10 +242,7 @@ fn dev_token(a: &DevTokenArgs) -> ExitCode {
     if let Some(ago) = &a.issued_ago {
         match config::duration::parse_duration(ago) {
             Ok(d) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|t| t.as_secs() as i64)
-                    .unwrap_or(0);
+                let now = accessgate::clock::unix_now();
                 let iat = now - d.as_secs() as i64;
                 opts.iat = Some(iat);
                 opts.auth_time = Some(iat);

@@ -44,7 +44,7 @@ fn token_claims(token: &str) -> Result<serde_json::Value, String> {
 
 fn parse_at(at: Option<&str>) -> Result<i64, String> {
     match at {
-        None => Ok(time::OffsetDateTime::now_utc().unix_timestamp()),
+        None => Ok(crate::clock::unix_now()),
         Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
             .map(|t| t.unix_timestamp())
             .map_err(|e| format!("--at {t:?}: not RFC 3339 ({e})")),

@@ -368,7 +368,7 @@ pub fn run_policy_tests(
         return Err("cases: no [[case]] tables".into());
     }
     let set = PolicySet::compile(config)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::clock::unix_now();
     let mut cases = Vec::with_capacity(file.case.len());
     for (i, c) in file.case.iter().enumerate() {
         let at_case = |m: String| format!("case[{i}] ({}): {m}", c.name);
