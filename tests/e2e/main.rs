@@ -20,6 +20,7 @@ mod decisions_conditions;
 mod decisions_grants;
 mod decisions_lifecycle;
 mod demo;
+mod gateway_errors;
 mod layout;
 mod ops;
 mod policy_props;
