@@ -9,10 +9,11 @@ use accessgate::{Gateway, StartOptions};
 use crate::support::*;
 
 fn config_text(certs: &Certs, listen: &str) -> String {
-    PLAIN_CONFIG
+    PlainConfig::new()
+        .listen("address", &format!("\"{listen}\""))
+        .toml()
         .replace("{certs}", &certs.dir.path().display().to_string())
         .replace("{upstream}", "http://127.0.0.1:9")
-        .replacen("address = \"127.0.0.1:0\"", &format!("address = \"{listen}\""), 1)
 }
 
 #[tokio::test]
@@ -33,7 +34,10 @@ async fn a_listen_address_in_use_is_a_bind_error_naming_the_key() {
         other => panic!("expected Bind, got {other:?}"),
     }
     assert!(err.to_string().starts_with("listen.address"), "{err}");
-    assert!(std::error::Error::source(&err).is_some(), "the io error is kept");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the io error is kept"
+    );
 }
 
 #[tokio::test]

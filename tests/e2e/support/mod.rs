@@ -6,6 +6,9 @@
 
 pub mod authn;
 pub mod authn_gateway;
+pub mod config;
+
+pub use config::{PlainConfig, RouteSpec};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -391,9 +394,9 @@ pub async fn read_until_close<R: tokio::io::AsyncRead + Unpin>(
 // ---------------------------------------------------------------------------------------
 // Helpers for the end-to-end transport suites (tests/proxy_*.rs). Additive only.
 
-/// `PLAIN_CONFIG` with extra `[listen]` lines (e.g. `trusted_proxies = [...]`).
-pub fn plain_config_with_listen(extra: &str) -> String {
-    PLAIN_CONFIG.replacen("[listen]\n", &format!("[listen]\n{extra}\n"), 1)
+/// `PLAIN_CONFIG` with one more `[listen]` setting, `key = value` (value in TOML).
+pub fn plain_config_with_listen(key: &str, value: &str) -> String {
+    PlainConfig::new().listen(key, value).toml()
 }
 
 /// A rustls client config trusting only `ca` that presents `cert`/`key` (mutual TLS).
