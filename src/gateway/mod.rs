@@ -24,6 +24,20 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::state::{Freshness, StateStore};
 use crate::transport::server::{ServerSettings, Shutdown};
 
+/// Bind `addr` (the value of config key `key`) and read back the bound address.
+async fn bind(
+    key: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { key, addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::LocalAddr { key, source })?;
+    Ok((listener, local))
+}
+
 /// Knobs that are not config-file settings (tests, benches, the demo).
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
@@ -91,19 +105,7 @@ impl Gateway {
             .with_label_values(&[&config_hash(&config)])
             .set(1);
 
-        let listener = TcpListener::bind(listen_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                key: "listen.address",
-                addr: listen_addr,
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::LocalAddr {
-                key: "listen.address",
-                source,
-            })?;
+        let (listener, local_addr) = bind("listen.address", listen_addr).await?;
 
         let (drain_tx, drain_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
@@ -113,17 +115,7 @@ impl Gateway {
 
         let (admin_addr, admin_task) = match admin_cfg {
             Some(addr) => {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        key: "admin.address",
-                        addr,
-                        source,
-                    })?;
-                let a = l.local_addr().map_err(|source| StartError::LocalAddr {
-                    key: "admin.address",
-                    source,
-                })?;
+                let (l, a) = bind("admin.address", addr).await?;
                 let ready = ready_check(shared.clone(), state.clone(), draining.clone());
                 let before_scrape: crate::ops::admin::ScrapeHook = {
                     let state = state.clone();
