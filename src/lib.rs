@@ -19,6 +19,8 @@ pub mod config;
 pub mod conn;
 pub mod decision_log;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod ids;
 pub mod metrics;
