@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     // The scheme is case-insensitive: the same token under any spelling of it.
     let mut upper = value.to_vec();
     upper[..6].make_ascii_uppercase();
-    if let Some(h2) = headers(&[&upper]) {
+    if let Some(h2) = headers(&[upper.as_slice()]) {
         assert_eq!(bearer_extract(&h2).ok(), Some(token));
     }
 
