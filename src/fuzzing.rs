@@ -1,7 +1,7 @@
 //! Entry points for the coverage-guided fuzz targets in `fuzz/`. Not an API.
 //!
 //! Most parsers that face the network or a file are public already (`route::normalize_path`,
-//! `h1_guard::H1Guard`, `PolicyState::from_json`, `config::parse_str`...). The token
+//! `transport::h1_guard::H1Guard`, `PolicyState::from_json`, `config::parse_str`...). The token
 //! decoding steps are crate-private on purpose (nothing outside authn should pick and choose
 //! among them), so this one file exposes them to the fuzzer and nowhere else. It runs the
 //! same steps, in the same order, as `Authenticator::verify` does before it touches a key.

@@ -10,7 +10,7 @@
 
 #![no_main]
 
-use accessgate::h1_guard::H1Guard;
+use accessgate::transport::h1_guard::H1Guard;
 use libfuzzer_sys::fuzz_target;
 
 /// Small enough that the fuzzer reaches it, as `max_header_bytes` would in production.
