@@ -39,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
         0 => assert_eq!(got.map_err(|e| e.reason), Err(RefusalReason::Missing)),
         1 => {}
         // Two headers are refused whatever they hold: which one would the upstream read?
-        _ => assert_eq!(got.map_err(|e| e.reason), Err(RefusalReason::InvalidRequest)),
+        _ => assert_eq!(
+            got.map_err(|e| e.reason),
+            Err(RefusalReason::InvalidRequest)
+        ),
     }
     let Ok(token) = got else { return };
     let value = values[0];
@@ -56,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let syntax = bearer_token_syntax(token);
-    assert_eq!(syntax.is_ok(), is_b64token(token), "b64token check disagrees");
+    assert_eq!(
+        syntax.is_ok(),
+        is_b64token(token),
+        "b64token check disagrees"
+    );
     if let Ok(s) = syntax {
         assert_eq!(s.as_bytes(), token);
         // A token that passed extracts to itself from a canonical header.
@@ -64,6 +71,9 @@ fuzz_target!(|data: &[u8]| {
         let h3 = headers(&[canon.as_bytes()]).expect("b64token is a valid header value");
         assert_eq!(bearer_extract(&h3).ok(), Some(token));
     } else {
-        assert_eq!(syntax.map_err(|e| e.reason), Err(RefusalReason::InvalidRequest));
+        assert_eq!(
+            syntax.map_err(|e| e.reason),
+            Err(RefusalReason::InvalidRequest)
+        );
     }
 });

@@ -18,7 +18,9 @@ use libfuzzer_sys::fuzz_target;
 const SOURCE: &str = "/etc/accessgate/fuzz.toml";
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let source = Path::new(SOURCE);
     let first = parse_str(text, source);
     match (&first, &parse_str(text, source)) {
@@ -31,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             assert!(e.count() >= 1);
             for line in e.messages() {
-                assert!(line.starts_with(SOURCE), "error line without the file: {line:?}");
+                assert!(
+                    line.starts_with(SOURCE),
+                    "error line without the file: {line:?}"
+                );
                 assert!(line.len() > SOURCE.len() + 2, "empty error: {line:?}");
             }
             return;
@@ -52,6 +57,9 @@ fuzz_target!(|data: &[u8]| {
         // Another route with the same host and prefix may win (first one listed), never
         // a route with a shorter prefix.
         let f = &config.routes[found];
-        assert!(f.path_prefix.len() >= r.path_prefix.len(), "route {i} shadowed");
+        assert!(
+            f.path_prefix.len() >= r.path_prefix.len(),
+            "route {i} shadowed"
+        );
     }
 });

@@ -51,7 +51,10 @@ fn feed_chunked(data: &[u8], limit: usize, sizes: &[usize]) -> Verdict {
         let v = verdict(&g);
         assert!(!prev.conflict || v.conflict, "conflict cleared");
         assert!(!prev.too_large || v.too_large, "too_large cleared");
-        assert!(!prev.unsupported_coding || v.unsupported_coding, "coding flag cleared");
+        assert!(
+            !prev.unsupported_coding || v.unsupported_coding,
+            "coding flag cleared"
+        );
         assert!(!prev.stopped || v.stopped, "guard restarted after stopping");
         prev = v;
     }
@@ -61,11 +64,9 @@ fn feed_chunked(data: &[u8], limit: usize, sizes: &[usize]) -> Verdict {
 /// Read sizes from a splitmix64 stream seeded by the input, so the fuzzer explores splits
 /// by mutating the data and every run of one input is reproducible.
 fn split_sizes(data: &[u8], salt: u64) -> Vec<usize> {
-    let mut x = data
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64 ^ salt, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let mut x = data.iter().fold(0xcbf2_9ce4_8422_2325_u64 ^ salt, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     (0..16)
         .map(|_| {
             x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -86,8 +87,15 @@ fn first_head(data: &[u8]) -> Option<(usize, usize, bool, bool)> {
     let httparse::Status::Complete(n) = req.parse(data).ok()? else {
         return None;
     };
-    let has = |name: &str| req.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
-    let leading = data.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let has = |name: &str| {
+        req.headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name))
+    };
+    let leading = data
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     Some((n, leading, has("content-length"), has("transfer-encoding")))
 }
 
@@ -106,7 +114,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some((n, leading, cl, te)) = first_head(data) {
         let head = &data[..n];
         let g = feed_chunked(head, usize::MAX, &[n]);
-        assert_eq!(g.conflict, cl && te, "CL+TE head: httparse saw cl={cl} te={te}");
+        assert_eq!(
+            g.conflict,
+            cl && te,
+            "CL+TE head: httparse saw cl={cl} te={te}"
+        );
         let small = feed_chunked(head, SMALL_LIMIT, &[n]);
         assert_eq!(
             small.too_large,

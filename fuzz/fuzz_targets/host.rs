@@ -16,7 +16,8 @@ use libfuzzer_sys::fuzz_target;
 
 fn with_host(v: &[u8]) -> Option<Request<()>> {
     let mut req = Request::new(());
-    req.headers_mut().insert(HOST, HeaderValue::from_bytes(v).ok()?);
+    req.headers_mut()
+        .insert(HOST, HeaderValue::from_bytes(v).ok()?);
     Some(req)
 }
 
@@ -37,7 +38,10 @@ fn with_authority(a: &[u8], host_header: Option<&str>) -> Option<Request<()>> {
 
 fn check(got: Option<&str>, input_len: usize) {
     if let Some(h) = got {
-        assert!(!h.bytes().any(|b| b.is_ascii_uppercase()), "{h:?} not lower-case");
+        assert!(
+            !h.bytes().any(|b| b.is_ascii_uppercase()),
+            "{h:?} not lower-case"
+        );
         assert!(h.len() <= input_len);
     }
 }
@@ -47,8 +51,14 @@ fuzz_target!(|data: &[u8]| {
         let got = request_host(&req);
         check(got.as_deref(), data.len());
         let upper = with_host(&data.to_ascii_uppercase()).expect("same bytes, other case");
-        assert_eq!(request_host(&upper).as_deref(), got.as_deref(), "case changed the host");
-        let plain = data.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.');
+        assert_eq!(
+            request_host(&upper).as_deref(),
+            got.as_deref(),
+            "case changed the host"
+        );
+        let plain = data
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.');
         if plain && !data.ends_with(b".") {
             let lower = String::from_utf8(data.to_ascii_lowercase()).expect("ascii");
             assert_eq!(got.as_deref(), Some(lower.as_str()));
@@ -59,6 +69,10 @@ fuzz_target!(|data: &[u8]| {
         check(got.as_deref(), data.len());
         assert!(got.is_some(), "an authority with no host");
         let req2 = with_authority(data, Some("other.example")).expect("same authority");
-        assert_eq!(request_host(&req2), got, "Host header overrode the authority");
+        assert_eq!(
+            request_host(&req2),
+            got,
+            "Host header overrode the authority"
+        );
     }
 });

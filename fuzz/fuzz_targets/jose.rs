@@ -55,10 +55,17 @@ fn check_payload(payload: &[u8]) {
     let strict = strict_peek_claims(payload, &names);
     if let Ok(s) = &strict {
         // One parse serves both when issuers share claim names; it must read the same.
-        assert_eq!(peek.as_ref().ok(), Some(s), "strict parse and peek disagree");
+        assert_eq!(
+            peek.as_ref().ok(),
+            Some(s),
+            "strict parse and peek disagree"
+        );
     }
     if serde_json::from_slice::<IgnoredAny>(payload).is_err() {
-        assert!(peek.is_err() && strict.is_err(), "payload that is not JSON accepted");
+        assert!(
+            peek.is_err() && strict.is_err(),
+            "payload that is not JSON accepted"
+        );
         return;
     }
     let Ok((iss, tid)) = peek else { return };
@@ -70,7 +77,10 @@ fn check_payload(payload: &[u8]) {
 
     let issuer: Arc<str> = Arc::from(iss.as_str());
     if let Ok(p) = principal_of(payload, &names, &issuer) {
-        assert!(strict.is_ok(), "principal from a payload the strict parse refuses");
+        assert!(
+            strict.is_ok(),
+            "principal from a payload the strict parse refuses"
+        );
         assert_eq!(p.issuer.as_ref(), iss);
         assert!(!p.user.is_empty());
         assert!(!p.token_id.is_empty());
@@ -86,7 +96,9 @@ fn check_payload(payload: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let token = match text.split_once('\n') {
         Some((h, p)) => format!(
             "{}.{}.c2ln",

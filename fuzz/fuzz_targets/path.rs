@@ -20,8 +20,12 @@ fn hexval(b: u8) -> Option<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(path) = std::str::from_utf8(data) else { return };
-    let Ok(norm) = normalize_path(path) else { return };
+    let Ok(path) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(norm) = normalize_path(path) else {
+        return;
+    };
     let n: &str = &norm;
     if let Cow::Borrowed(b) = &norm {
         assert_eq!(*b, path);
@@ -32,10 +36,16 @@ fuzz_target!(|data: &[u8]| {
     for (i, seg) in segments.iter().enumerate() {
         assert!(*seg != "." && *seg != "..", "dot segment left in {n:?}");
         // Only the last segment may be empty (a trailing slash).
-        assert!(!seg.is_empty() || i == segments.len() - 1, "empty segment in {n:?}");
+        assert!(
+            !seg.is_empty() || i == segments.len() - 1,
+            "empty segment in {n:?}"
+        );
         // `..;x` reaches a servlet container as `..`: never let one through.
         if let Some((name, _)) = seg.split_once(';') {
-            assert!(name != "." && name != "..", "dot segment with parameters in {n:?}");
+            assert!(
+                name != "." && name != "..",
+                "dot segment with parameters in {n:?}"
+            );
         }
     }
     let b = n.as_bytes();
@@ -45,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
             let (h, l) = (b[i + 1], b[i + 2]);
             let v = hexval(h).expect("escape hex") * 16 + hexval(l).expect("escape hex");
             assert!(!h.is_ascii_lowercase() && !l.is_ascii_lowercase(), "{n:?}");
-            assert!(!unreserved(v) && v != b'\\', "escape of {v:#x} left in {n:?}");
+            assert!(
+                !unreserved(v) && v != b'\\',
+                "escape of {v:#x} left in {n:?}"
+            );
             i += 3;
         } else {
             i += 1;
@@ -61,7 +74,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(prefix_matches(&format!("/{first}"), n));
         if let Some((cut, _)) = first.char_indices().nth(1) {
             let piece = &first[..cut];
-            assert!(!prefix_matches(&format!("/{piece}"), n), "/{piece} matched {n:?}");
+            assert!(
+                !prefix_matches(&format!("/{piece}"), n),
+                "/{piece} matched {n:?}"
+            );
         }
     }
 });

@@ -33,9 +33,18 @@ fuzz_target!(|data: &[u8]| {
 
     let mut trailing = data.to_vec();
     trailing.extend_from_slice(b"{}");
-    assert!(PolicyState::from_json(&trailing).is_err(), "trailing bytes accepted");
+    assert!(
+        PolicyState::from_json(&trailing).is_err(),
+        "trailing bytes accepted"
+    );
 
     // Every strict prefix that ends before the closing brace is refused.
-    let end = data.iter().rposition(|&b| b == b'}').expect("a document is an object");
-    assert!(PolicyState::from_json(&data[..end]).is_err(), "truncated document accepted");
+    let end = data
+        .iter()
+        .rposition(|&b| b == b'}')
+        .expect("a document is an object");
+    assert!(
+        PolicyState::from_json(&data[..end]).is_err(),
+        "truncated document accepted"
+    );
 });

@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
     let mut headers = HeaderMap::new();
     let mut valid = Vec::new();
     for line in data.split(|&b| b == b'\n') {
-        let Ok(v) = HeaderValue::from_bytes(line) else { return };
+        let Ok(v) = HeaderValue::from_bytes(line) else {
+            return;
+        };
         if let Ok(s) = v.to_str() {
             valid.push(s.to_owned());
         }
@@ -34,11 +36,16 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(joined, (!valid.is_empty()).then(|| valid.join(", ")));
 
     let outsider = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
-    assert_eq!(client_ip(outsider, joined.as_deref(), &trusted), Ok(outsider));
+    assert_eq!(
+        client_ip(outsider, joined.as_deref(), &trusted),
+        Ok(outsider)
+    );
 
     let proxy = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
     let Some(list) = joined else { return };
-    let Ok(ip) = client_ip(proxy, Some(&list), &trusted) else { return };
+    let Ok(ip) = client_ip(proxy, Some(&list), &trusted) else {
+        return;
+    };
     assert_eq!(ip, ip.to_canonical(), "IPv4-mapped address not canonical");
     if is_trusted(&ip) {
         // Only when every entry is a trusted proxy: then nothing to the left may be

@@ -186,7 +186,10 @@ fn connect_is_seen_whatever_the_reads() {
         g.feed(&input[..cut]);
         g.feed(&input[cut..]);
         assert!(g.stopped(), "split at {cut}: CONNECT not seen");
-        assert!(!g.conflict(), "split at {cut}: tunnel bytes read as a request head");
+        assert!(
+            !g.conflict(),
+            "split at {cut}: tunnel bytes read as a request head"
+        );
     }
     // A method that only starts like CONNECT is not one.
     assert!(!scan(b"CONNEC / HTTP/1.1\r\nHost: a\r\n\r\n").stopped());
@@ -201,7 +204,11 @@ fn a_head_of_exactly_the_limit_is_accepted() {
     for limit in [head.len(), head.len() + 1] {
         let mut g = H1Guard::new(limit);
         g.feed(head);
-        assert!(!g.too_large(), "{} bytes refused with limit {limit}", head.len());
+        assert!(
+            !g.too_large(),
+            "{} bytes refused with limit {limit}",
+            head.len()
+        );
     }
     let mut g = H1Guard::new(head.len() - 1);
     g.feed(head);
