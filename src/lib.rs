@@ -27,6 +27,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod ids;
 pub mod observe;

@@ -17,12 +17,12 @@ pub mod dev;
 pub mod error;
 pub mod principal;
 
-mod bearer;
+pub(crate) mod bearer; // also for crate::fuzzing
 mod cache;
-mod claims;
+pub(crate) mod claims; // also for crate::fuzzing
 mod fetch;
 mod issuer;
-mod jose;
+pub(crate) mod jose; // also for crate::fuzzing
 mod keys;
 mod offline;
 mod store;

@@ -21,6 +21,9 @@
 /// Longest header name the scanner needs to recognise, plus slack.
 const NAME_BUF: usize = 20;
 
+/// The request line of a tunnel request starts with this.
+const CONNECT: &[u8] = b"CONNECT ";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// At the start of a line in a request head.
@@ -68,6 +71,9 @@ pub struct H1Guard {
     te_unsupported: bool,
     upgrade: bool,
     connect: bool,
+    /// Bytes of `CONNECT ` matched so far at the start of the request line; `None` once it
+    /// matched or cannot. Matched byte by byte because a read may end inside the method.
+    connect_match: Option<usize>,
     chunk_size: u64,
     chunk_digits: bool,
     chunk_ext: bool,
@@ -107,6 +113,7 @@ impl H1Guard {
             te_unsupported: false,
             upgrade: false,
             connect: false,
+            connect_match: None,
             chunk_size: 0,
             chunk_digits: false,
             chunk_ext: false,
@@ -168,6 +175,7 @@ impl H1Guard {
         self.parsing_te_value = false;
         self.upgrade = false;
         self.connect = false;
+        self.connect_match = None;
     }
 
     fn end_head(&mut self) {
@@ -236,7 +244,11 @@ impl H1Guard {
         while i < bytes.len() {
             // Fast path: the rest of a header line (most of a head, e.g. a 1.5 KB bearer
             // token) needs no byte-by-byte look; jump to its end.
-            if self.state == State::SkipLine && !self.parsing_cl_value && !self.parsing_te_value {
+            if self.state == State::SkipLine
+                && !self.parsing_cl_value
+                && !self.parsing_te_value
+                && self.connect_match.is_none()
+            {
                 let rest = &bytes[i..];
                 let skip = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
                 if skip > 0 {
@@ -279,9 +291,11 @@ impl H1Guard {
                         continue;
                     }
                     if self.request_line {
-                        self.connect = bytes[i..].starts_with(b"CONNECT ");
+                        self.connect_match = Some(0);
                         self.request_line = false;
                         self.state = State::SkipLine;
+                        // The byte is looked at again in the next state: count it once.
+                        self.head_len -= 1;
                         continue;
                     }
                     if b == b' ' || b == b'\t' {
@@ -291,6 +305,8 @@ impl H1Guard {
                     }
                     self.name_len = 0;
                     self.state = State::Name;
+                    // As above: the name's first byte is read again, and counted once.
+                    self.head_len -= 1;
                 }
                 State::Name => {
                     if b == b':' {
@@ -310,6 +326,11 @@ impl H1Guard {
                     i += 1;
                 }
                 State::SkipLine => {
+                    if let Some(k) = self.connect_match {
+                        let matched = CONNECT.get(k) == Some(&b);
+                        self.connect = matched && k + 1 == CONNECT.len();
+                        self.connect_match = (matched && !self.connect).then_some(k + 1);
+                    }
                     if b == b'\n' {
                         if self.parsing_te_value {
                             self.end_te_value();

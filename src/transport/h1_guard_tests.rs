@@ -173,3 +173,44 @@ fn a_stop_in_the_middle_of_a_head_is_reported() {
         "an upgrade head is complete"
     );
 }
+
+/// Found by `fuzz/` (target h1_guard): `CONNECT` was recognised only when the method
+/// arrived in one read, so a CONNECT head split inside `CONNECT ` was followed as plain
+/// HTTP and its tunnel bytes were read as further request heads.
+#[test]
+fn connect_is_seen_whatever_the_reads() {
+    let input = b"CONNECT api.example:443 HTTP/1.1\r\nHost: api.example:443\r\n\r\n\
+        GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for cut in 0..=b"CONNECT ".len() {
+        let mut g = H1Guard::new(usize::MAX);
+        g.feed(&input[..cut]);
+        g.feed(&input[cut..]);
+        assert!(g.stopped(), "split at {cut}: CONNECT not seen");
+        assert!(
+            !g.conflict(),
+            "split at {cut}: tunnel bytes read as a request head"
+        );
+    }
+    // A method that only starts like CONNECT is not one.
+    assert!(!scan(b"CONNEC / HTTP/1.1\r\nHost: a\r\n\r\n").stopped());
+}
+
+/// Found by `fuzz/` (target h1_guard): the first byte of the request line and of every
+/// header name was counted twice, so a head a few bytes under `max_header_bytes` (one
+/// byte per header line) was refused as too large.
+#[test]
+fn a_head_of_exactly_the_limit_is_accepted() {
+    let head = b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n";
+    for limit in [head.len(), head.len() + 1] {
+        let mut g = H1Guard::new(limit);
+        g.feed(head);
+        assert!(
+            !g.too_large(),
+            "{} bytes refused with limit {limit}",
+            head.len()
+        );
+    }
+    let mut g = H1Guard::new(head.len() - 1);
+    g.feed(head);
+    assert!(g.too_large(), "a head one byte over the limit accepted");
+}
