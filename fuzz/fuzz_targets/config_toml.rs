@@ -12,7 +12,8 @@
 use std::path::Path;
 
 use accessgate::config::parse_str;
-use accessgate::route::{Router, normalize_path};
+use accessgate::route::normalize_path;
+use accessgate::snapshot::router::Router;
 use libfuzzer_sys::fuzz_target;
 
 const SOURCE: &str = "/etc/accessgate/fuzz.toml";

@@ -8,7 +8,8 @@
 
 use std::borrow::Cow;
 
-use accessgate::route::{normalize_path, prefix_matches};
+use accessgate::route::normalize_path;
+use accessgate::snapshot::router::prefix_matches;
 use libfuzzer_sys::fuzz_target;
 
 fn unreserved(b: u8) -> bool {
