@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use http::{Request, Response};
@@ -29,6 +29,7 @@ use crate::config::AuthMode;
 use crate::conn::{ClientIp, ConnInfo};
 use crate::ids::DecisionId;
 use crate::metrics::Metrics;
+use crate::observe::phases::{Phase, Phases};
 use crate::policy::{EvalInput, Evaluation, GraphResult, PolicySet, evaluate};
 use crate::respond::{Denial, Rejection, push_json_str, reject};
 use crate::route::RouteMatch;
@@ -60,9 +61,13 @@ impl AuthzOutcome {
 /// extensions) to a decision log line, as `,"policies":[...]` (only policies that applied),
 /// plus `,"state_fail_open":true` when state checks were skipped.
 pub fn write_policy_results(extensions: &http::Extensions, out: &mut String) {
-    let Some(o) = extensions.get::<Arc<AuthzOutcome>>() else {
-        return;
-    };
+    if let Some(o) = extensions.get::<Arc<AuthzOutcome>>() {
+        write_outcome(o, out);
+    }
+}
+
+/// [`write_policy_results`] for an outcome already taken from the extensions.
+pub fn write_outcome(o: &AuthzOutcome, out: &mut String) {
     out.push_str(",\"policies\":[");
     for (i, (name, mode, result, reason)) in o.applied().enumerate() {
         if i > 0 {
@@ -286,6 +291,7 @@ where
         };
 
         let shared = &self.shared;
+        let started = Instant::now();
         let now = SystemTime::now();
         let now_s = crate::state::unix_ms(now) / 1000;
         // One load per request: this snapshot is the state the request is decided on,
@@ -300,10 +306,9 @@ where
             }
             _ => {
                 let retry_after = shared.store.retry_after();
-                return ready(reject(
-                    &Rejection::StateUnavailable { retry_after },
-                    decision_id,
-                ));
+                let mut resp = reject(&Rejection::StateUnavailable { retry_after }, decision_id);
+                Phases::record(resp.extensions_mut(), Phase::Authz, started.elapsed());
+                return ready(resp);
             }
         };
         let policies = &rm.snapshot.policies;
@@ -323,15 +328,18 @@ where
             policies: Arc::clone(policies),
             evaluation,
         });
+        let took = started.elapsed();
         match rejection {
             Some(r) => {
                 let mut resp = reject(&r, decision_id);
                 resp.extensions_mut().insert(outcome);
+                Phases::record(resp.extensions_mut(), Phase::Authz, took);
                 ready(resp)
             }
             None => Box::pin(async move {
                 let mut resp = inner.call(req).await?;
                 resp.extensions_mut().insert(outcome);
+                Phases::record(resp.extensions_mut(), Phase::Authz, took);
                 Ok(resp)
             }),
         }

@@ -24,6 +24,7 @@ use crate::body::Body;
 use crate::config::RouteConfig;
 use crate::conn::{ClientIp, ConnInfo};
 use crate::ids::DecisionId;
+use crate::observe::phases::{Phase, Phases};
 use crate::respond::{Rejection, reject};
 use crate::route::{NormalizedPath, RouteMatch};
 use crate::server::TunnelGuard;
@@ -238,10 +239,6 @@ pub fn upstream_uri(
         .build()
 }
 
-/// Time the upstream took to send its response head; recorded by the logging layer.
-#[derive(Debug, Clone, Copy)]
-pub struct UpstreamTiming(pub Duration);
-
 /// The leaf service: forwards to the matched route's upstream.
 #[derive(Clone, Default)]
 pub struct Forward;
@@ -347,8 +344,12 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
     let result = tokio::time::timeout(cfg.request_timeout, route.client.request(req)).await;
     let elapsed = started.elapsed();
     route.metrics.upstream.observe(elapsed.as_secs_f64());
+    let timed = |mut resp: Response<Body>| {
+        Phases::record(resp.extensions_mut(), Phase::Upstream, elapsed);
+        Ok(resp)
+    };
     let mut resp = match result {
-        Err(_) => return Ok(reject(&Rejection::UpstreamTimeout, decision_id)),
+        Err(_) => return timed(reject(&Rejection::UpstreamTimeout, decision_id)),
         Ok(Err(e)) => {
             let why = if e.is_connect() {
                 "the upstream refused or did not accept the connection"
@@ -356,7 +357,7 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
                 "the upstream closed or reset the connection"
             };
             tracing::warn!(route = %cfg.name, error = %e, "upstream request failed");
-            return Ok(reject(&Rejection::UpstreamUnavailable(why), decision_id));
+            return timed(reject(&Rejection::UpstreamUnavailable(why), decision_id));
         }
         Ok(Ok(r)) => r,
     };
@@ -366,14 +367,10 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
             tokio::spawn(tunnel(client_upgrade, upstream_upgrade, guard));
         }
-        let mut resp = resp.map(Body::Incoming);
-        resp.extensions_mut().insert(UpstreamTiming(elapsed));
-        return Ok(resp);
+        return timed(resp.map(Body::Incoming));
     }
     strip_hop_by_hop(resp.headers_mut(), false);
-    let mut resp = resp.map(Body::Incoming);
-    resp.extensions_mut().insert(UpstreamTiming(elapsed));
-    Ok(resp)
+    timed(resp.map(Body::Incoming))
 }
 
 /// Copy bytes both ways between an upgraded client connection and the upstream, until

@@ -62,7 +62,7 @@ pub fn build_stack(
 + Unpin
 + 'static {
     ServiceBuilder::new()
-        .layer(observe::ObserveLayer::new(log)) // decision id, timing, metrics, decision log
+        .layer(observe::ObserveLayer::new(log, &metrics)) // decision id, timing, metrics, decision log
         .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400
         .layer(authn::AuthenticateLayer::new()) // Arc<Principal> from the bearer token, or 401/400
         .layer(authz::AuthorizeLayer::new(state, metrics)) // policies x state: allow, or 401/403/503
