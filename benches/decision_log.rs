@@ -45,10 +45,7 @@ fn bench(c: &mut Criterion) {
     let metrics = Metrics::new();
     let config = Arc::new(parse_str(CONFIG, std::path::Path::new("bench.toml")).unwrap());
     let snapshot = Arc::new(Snapshot::build(config, &metrics, None).unwrap());
-    let rm = RouteMatch {
-        snapshot,
-        index: 0,
-    };
+    let rm = RouteMatch { snapshot, index: 0 };
     let req = http::Request::get("https://api.corp.example/api/orders/42?x=1")
         .body(())
         .unwrap();

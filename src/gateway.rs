@@ -54,6 +54,8 @@ pub struct Gateway {
     grace: Duration,
     server_task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    /// Kept to reopen its file on SIGHUP and to flush it at shutdown.
+    log: Arc<DecisionLog>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -137,12 +139,8 @@ impl Gateway {
             None => (None, None),
         };
 
-        let stack = crate::build_stack(
-            shared.clone(),
-            state.clone(),
-            metrics.clone(),
-            Arc::new(log),
-        );
+        let log = Arc::new(log);
+        let stack = crate::build_stack(shared.clone(), state.clone(), metrics.clone(), log.clone());
         let server_task = tokio::spawn(crate::server::run(
             listener,
             tls.clone(),
@@ -171,6 +169,7 @@ impl Gateway {
             grace,
             server_task,
             admin_task,
+            log,
         })
     }
 
@@ -199,6 +198,11 @@ impl Gateway {
         &self.state
     }
 
+    /// Reopen the decision log file by path (SIGHUP, after a log rotation).
+    pub fn reopen_decision_log(&self) {
+        self.log.reopen();
+    }
+
     /// The live TLS config handle (certificate reload swaps it).
     pub fn tls(&self) -> &Arc<ArcSwap<ServerConfig>> {
         &self.tls
@@ -220,6 +224,10 @@ impl Gateway {
         if let Some(t) = self.admin_task {
             let _ = t.await;
         }
+        // Every line accepted so far reaches the sink before we report stopped. The join
+        // blocks, so it runs off the runtime's workers.
+        let log = self.log;
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
         tracing::info!("accessgate stopped");
     }
 }

@@ -18,9 +18,9 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use crate::authn::Principal;
+use crate::authz::AuthzOutcome;
 use crate::body::Body;
 use crate::conn::{ClientIp, ConnInfo};
-use crate::authz::AuthzOutcome;
 use crate::decision_log::{DecisionLog, Line, RequestFacts};
 use crate::ids::DecisionId;
 use crate::metrics::Metrics;

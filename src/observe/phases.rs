@@ -132,8 +132,7 @@ pub struct PhaseMetrics {
 impl PhaseMetrics {
     pub fn new(m: &Metrics) -> Self {
         Self {
-            by_phase: Phase::ALL
-                .map(|p| m.phase_duration_seconds.with_label_values(&[p.as_str()])),
+            by_phase: Phase::ALL.map(|p| m.phase_duration_seconds.with_label_values(&[p.as_str()])),
         }
     }
 

@@ -48,8 +48,8 @@ fn line(i: usize) -> String {
 #[test]
 fn lines_queued_together_are_written_in_one_batch() {
     let rec = Recorder::default();
-    let w = LogWriter::<String>::start(Sink::Writer(Box::new(rec.clone())), 1024, counter())
-        .unwrap();
+    let w =
+        LogWriter::<String>::start(Sink::Writer(Box::new(rec.clone())), 1024, counter()).unwrap();
     // A first line and a flush put the writer into its timed (batching) mode.
     assert!(w.push(line(0)));
     assert!(w.flush(LIMIT));
@@ -133,7 +133,10 @@ fn close_writes_everything_accepted_and_later_lines_count_as_dropped() {
     assert_eq!(dropped.get(), 0);
     assert!(!w.push(line(1000)), "the writer is gone: refused");
     assert_eq!(dropped.get(), 1);
-    assert!(!w.flush(Duration::from_millis(50)), "nothing left to flush to");
+    assert!(
+        !w.flush(Duration::from_millis(50)),
+        "nothing left to flush to"
+    );
     w.close(); // twice is fine
 }
 
@@ -167,8 +170,7 @@ fn lines_pushed_from_many_threads_while_closing_are_written_or_counted() {
 #[test]
 fn a_quiet_writer_is_woken_by_the_next_line() {
     let rec = Recorder::default();
-    let w = LogWriter::<String>::start(Sink::Writer(Box::new(rec.clone())), 16, counter())
-        .unwrap();
+    let w = LogWriter::<String>::start(Sink::Writer(Box::new(rec.clone())), 16, counter()).unwrap();
     assert!(w.push(line(1)));
     assert!(w.flush(LIMIT));
     // Wait (bounded) until the writer has gone idle, then a line must still come out
@@ -295,8 +297,8 @@ impl Write for Broken {
 #[test]
 fn failed_writes_count_their_lines_as_dropped() {
     let dropped = counter();
-    let w = LogWriter::<String>::start(Sink::Writer(Box::new(Broken)), 64, dropped.clone())
-        .unwrap();
+    let w =
+        LogWriter::<String>::start(Sink::Writer(Box::new(Broken)), 64, dropped.clone()).unwrap();
     for i in 0..10 {
         assert!(w.push(line(i)));
     }
