@@ -21,6 +21,10 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::state::{Freshness, StateStore};
 use crate::transport::server::{ServerSettings, Shutdown};
 
+/// How long shutdown waits for the decision log to write what it accepted (a stuck sink
+/// must not keep the process from exiting).
+const LOG_CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
 /// Why the gateway could not start.
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -229,7 +233,7 @@ impl Gateway {
         // Every line accepted so far reaches the sink before we report stopped. The join
         // blocks, so it runs off the runtime's workers.
         let log = self.log;
-        let _ = tokio::task::spawn_blocking(move || log.close()).await;
+        let _ = tokio::task::spawn_blocking(move || log.close(LOG_CLOSE_LIMIT)).await;
         tracing::info!("accessgate stopped");
     }
 }

@@ -177,7 +177,7 @@ impl DecisionLog {
         if outcome != Outcome::Allow || self.allow_threshold == u64::MAX {
             return false;
         }
-        // Fibonacci hashing of the id spreads consecutive ids evenly over u64.
+        // SipHash (DefaultHasher) of the id spreads consecutive ids evenly over u64.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(&id, &mut h);
         std::hash::Hasher::finish(&h) > self.allow_threshold
@@ -204,11 +204,10 @@ impl DecisionLog {
         self.writer.as_ref().is_none_or(|w| w.flush(limit))
     }
 
-    /// Write out everything accepted and stop the writer (shutdown). Blocks.
-    pub fn close(&self) {
-        if let Some(w) = &self.writer {
-            w.close();
-        }
+    /// Write out everything accepted and stop the writer (shutdown); waits at most
+    /// `limit`, false if the sink was stuck that long. Blocks.
+    pub fn close(&self, limit: Duration) -> bool {
+        self.writer.as_ref().is_none_or(|w| w.close(limit))
     }
 }
 

@@ -94,7 +94,7 @@ fn denials_are_never_sampled_away() {
     let allows = text.matches("\"decision\":\"allow\"").count();
     assert_eq!(blocks, 100);
     assert!(allows < 5, "{allows} allow lines kept at sample ~0");
-    log.close();
+    assert!(log.close(Duration::from_secs(10)));
 }
 
 #[test]

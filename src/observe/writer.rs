@@ -180,7 +180,7 @@ impl<R: Record> LogWriter<R> {
         };
         match s
             .flush_cv
-            .wait_timeout_while(done, limit, |d| *d < ticket && !s.finished_and_gone())
+            .wait_timeout_while(done, limit, |d| *d < ticket)
         {
             Ok((d, _)) => *d >= ticket,
             Err(_) => false,
@@ -188,23 +188,36 @@ impl<R: Record> LogWriter<R> {
     }
 
     /// Stop the writer after it wrote and flushed every record accepted so far; later
-    /// pushes are counted as dropped. Blocks until the writer thread ends (call it from a
-    /// blocking context).
-    pub fn close(&self) {
-        self.shared.closing.store(true, Ordering::Release);
-        self.shared.wake();
-        let handle = self.thread.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = handle {
-            let _ = h.join();
+    /// pushes are counted as dropped. Waits for that at most `limit` (a sink stuck in a
+    /// write must not keep the process from exiting) and says whether it happened. Blocks:
+    /// call it from a blocking context.
+    pub fn close(&self, limit: Duration) -> bool {
+        let s = &*self.shared;
+        s.closing.store(true, Ordering::Release);
+        s.wake();
+        let stopped = match s.flush_done.lock() {
+            Ok(done) => s
+                .flush_cv
+                .wait_timeout_while(done, limit, |d| *d != STOPPED)
+                .map(|(d, _)| *d == STOPPED)
+                .unwrap_or(false),
+            Err(_) => false,
+        };
+        if stopped {
+            if let Some(h) = self.thread.lock().ok().and_then(|mut h| h.take()) {
+                let _ = h.join();
+            }
+        } else {
+            tracing::error!(?limit, "the decision log writer is stuck; lines still queued are lost");
         }
+        stopped
     }
 }
 
-impl Shared {
-    fn finished_and_gone(&self) -> bool {
-        self.finished.load(Ordering::Acquire) && self.closing.load(Ordering::Acquire)
-    }
+/// `flush_done` once the writer has written everything and ended.
+const STOPPED: u64 = u64::MAX;
 
+impl Shared {
     fn ack_flush(&self, ticket: u64) {
         if let Ok(mut d) = self.flush_done.lock() {
             if *d < ticket {
@@ -215,9 +228,12 @@ impl Shared {
     }
 }
 
+/// Dropped without `close` (a gateway that never shut down): let the writer finish on its
+/// own, without waiting for it here (this may run on a runtime thread).
 impl<R: Record> Drop for LogWriter<R> {
     fn drop(&mut self) {
-        self.close();
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake();
     }
 }
 
@@ -279,8 +295,7 @@ impl<R: Record> Worker<R> {
         self.drain();
         self.write_out();
         self.out.flush();
-        let ticket = self.shared.flush_asked.load(Ordering::Acquire);
-        self.shared.ack_flush(ticket);
+        self.shared.ack_flush(STOPPED);
     }
 
     /// Format every queued record into the buffer, writing whenever it fills.

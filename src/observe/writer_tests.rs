@@ -127,17 +127,36 @@ fn close_writes_everything_accepted_and_later_lines_count_as_dropped() {
     for i in 0..1000 {
         assert!(w.push(line(i)));
     }
-    w.close();
+    assert!(w.close(LIMIT));
     let expected: String = (0..1000).map(line).collect();
     assert_eq!(rec.text(), expected);
     assert_eq!(dropped.get(), 0);
     assert!(!w.push(line(1000)), "the writer is gone: refused");
     assert_eq!(dropped.get(), 1);
-    assert!(
-        !w.flush(Duration::from_millis(50)),
-        "nothing left to flush to"
-    );
-    w.close(); // twice is fine
+    assert!(w.flush(LIMIT), "everything accepted is written");
+    assert!(w.close(LIMIT), "twice is fine");
+}
+
+#[test]
+fn close_gives_up_on_a_stuck_sink_instead_of_hanging() {
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let rec = Recorder::default();
+    let sink = Stuck {
+        entered: entered_tx,
+        release: Mutex::new(release_rx),
+        inner: rec.clone(),
+        blocked_once: false,
+    };
+    let w = LogWriter::<String>::start(Sink::Writer(Box::new(sink)), 4, counter()).unwrap();
+    assert!(w.push(line(0)));
+    entered_rx.recv_timeout(LIMIT).unwrap();
+    assert!(!w.close(Duration::from_millis(100)), "reported, not waited for");
+    assert!(!w.flush(Duration::from_millis(10)));
+    // Once the sink moves again the writer still ends cleanly.
+    release_tx.send(()).unwrap();
+    assert!(w.close(LIMIT));
+    assert_eq!(rec.text(), line(0));
 }
 
 #[test]
@@ -159,7 +178,7 @@ fn lines_pushed_from_many_threads_while_closing_are_written_or_counted() {
             })
         })
         .collect();
-    w.close();
+    assert!(w.close(LIMIT));
     let accepted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let written = rec.text().lines().count();
     // Every push is accounted for exactly once: written, or counted as dropped.
@@ -218,7 +237,7 @@ fn a_file_renamed_away_is_reopened_by_path_logrotate_create() {
     // Renamed away with nothing created in its place: the writer creates it.
     std::fs::rename(&path, dir.path().join("decisions.log.2")).unwrap();
     assert!(w.push(line(3)));
-    w.close();
+    assert!(w.close(LIMIT));
     assert_eq!(read(&path), line(3));
     assert_eq!(read(&dir.path().join("decisions.log.2")), line(2));
 }
@@ -252,7 +271,7 @@ fn a_file_truncated_in_place_gets_new_lines_at_its_start_logrotate_copytruncate(
     assert_eq!(read(&path), line(99));
     assert_eq!(read(&copy), before);
     assert!(w.push(line(100)));
-    w.close();
+    assert!(w.close(LIMIT));
     assert_eq!(read(&path), format!("{}{}", line(99), line(100)));
 }
 
@@ -267,7 +286,7 @@ fn reopen_on_request_follows_the_path() {
     std::fs::rename(&path, &moved).unwrap();
     w.reopen();
     assert!(w.push(line(2)));
-    w.close();
+    assert!(w.close(LIMIT));
     assert_eq!(read(&moved), line(1));
     assert_eq!(read(&path), line(2));
 }
@@ -302,6 +321,6 @@ fn failed_writes_count_their_lines_as_dropped() {
     for i in 0..10 {
         assert!(w.push(line(i)));
     }
-    w.close();
+    assert!(w.close(LIMIT));
     assert_eq!(dropped.get(), 10);
 }

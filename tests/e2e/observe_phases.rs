@@ -3,6 +3,7 @@
 //! `[log] server_timing = true`, on refusals too.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use accessgate::authn::dev::{DevSigner, DevTokenOptions};
 use accessgate::{Gateway, StartOptions};
@@ -214,4 +215,112 @@ async fn phase_histograms_are_exported() {
         assert_eq!(n, 1.0, "{phase}");
     }
     f.lines().await;
+}
+
+/// A free loopback port (bind, read, release).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn line_count(p: &std::path::Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_follows_a_rotation_on_sighup_and_writes_every_line_before_exiting() {
+    let up = Upstream::start().await;
+    let certs = Certs::new();
+    let (port, admin) = (free_port(), free_port());
+    let log = certs.path("decisions.log");
+    let text = PLAIN_CONFIG
+        .replace(
+            "address = \"127.0.0.1:0\"\ntls_cert",
+            &format!("address = \"127.0.0.1:{port}\"\ntls_cert"),
+        )
+        .replace(
+            "[admin]\naddress = \"127.0.0.1:0\"",
+            &format!("[admin]\naddress = \"127.0.0.1:{admin}\""),
+        )
+        .replace(
+            "decisions = \"off\"",
+            &format!("decisions = \"{}\"", log.display()),
+        )
+        .replace("{certs}", &certs.dir.path().display().to_string())
+        .replace("{upstream}", &up.url());
+    let path = certs.path("gw.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_accessgate"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let mut ready = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(admin_addr).await.is_ok()
+            && admin_get(admin_addr, "/readyz").await.0 == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the binary never became ready");
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    let c = client(&certs.path("ca.crt"), false);
+    let url = |i: usize| format!("https://localhost:{port}/n/{i}");
+    for i in 0..20 {
+        assert_eq!(send(&c, get(&url(i), &[])).await.0.status, 200);
+    }
+    assert!(eventually(Duration::from_secs(10), || line_count(&log) == 20).await);
+    // logrotate `create` with a postrotate `kill -HUP`.
+    let rotated = certs.path("decisions.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    std::fs::File::create(&log).unwrap();
+    signal("-HUP");
+    for i in 20..50 {
+        assert_eq!(send(&c, get(&url(i), &[])).await.0.status, 200);
+    }
+    // Stop at once: lines still queued or in the writer's buffer must reach the file.
+    signal("-TERM");
+    let mut exit = None;
+    for _ in 0..150 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exit = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(exit) = exit else {
+        let _ = child.kill();
+        panic!("the process did not exit after SIGTERM");
+    };
+    assert_eq!(exit.code(), Some(0));
+    let paths = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["path"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let want = |r: std::ops::Range<usize>| r.map(|i| format!("/n/{i}")).collect::<Vec<_>>();
+    assert_eq!(paths(&rotated), want(0..20), "before the rotation");
+    assert_eq!(paths(&log), want(20..50), "after it, every line up to the exit");
 }
