@@ -30,3 +30,4 @@ mod proxy_forwarding;
 mod proxy_ops;
 mod proxy_smoke;
 mod robustness;
+mod transport_refusals;
