@@ -162,7 +162,7 @@ fn bench(c: &mut Criterion) {
             took
         })
     });
-    log.close();
+    assert!(log.close(Duration::from_secs(30)));
     println!(
         "lines dropped (queue full): old {old_dropped}, handover {}",
         metrics.decision_log_dropped_total.get()

@@ -89,7 +89,7 @@ impl Phases {
     /// `Server-Timing: authn;dur=0.012, authz;dur=0.003, upstream;dur=1.2` (W3C Server
     /// Timing: `dur` in milliseconds), or `None` when no phase ran.
     pub fn server_timing(&self) -> Option<HeaderValue> {
-        let mut s = String::new();
+        let mut s = String::with_capacity(64);
         for (phase, took) in self.iter() {
             if !s.is_empty() {
                 s.push_str(", ");
@@ -101,7 +101,8 @@ impl Phases {
         if s.is_empty() {
             return None;
         }
-        HeaderValue::from_str(&s).ok()
+        // The String's buffer becomes the header's bytes, no copy.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(s)).ok()
     }
 }
 

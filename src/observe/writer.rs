@@ -178,10 +178,7 @@ impl<R: Record> LogWriter<R> {
         let Ok(done) = s.flush_done.lock() else {
             return false;
         };
-        match s
-            .flush_cv
-            .wait_timeout_while(done, limit, |d| *d < ticket)
-        {
+        match s.flush_cv.wait_timeout_while(done, limit, |d| *d < ticket) {
             Ok((d, _)) => *d >= ticket,
             Err(_) => false,
         }
@@ -208,7 +205,10 @@ impl<R: Record> LogWriter<R> {
                 let _ = h.join();
             }
         } else {
-            tracing::error!(?limit, "the decision log writer is stuck; lines still queued are lost");
+            tracing::error!(
+                ?limit,
+                "the decision log writer is stuck; lines still queued are lost"
+            );
         }
         stopped
     }

@@ -151,7 +151,10 @@ fn close_gives_up_on_a_stuck_sink_instead_of_hanging() {
     let w = LogWriter::<String>::start(Sink::Writer(Box::new(sink)), 4, counter()).unwrap();
     assert!(w.push(line(0)));
     entered_rx.recv_timeout(LIMIT).unwrap();
-    assert!(!w.close(Duration::from_millis(100)), "reported, not waited for");
+    assert!(
+        !w.close(Duration::from_millis(100)),
+        "reported, not waited for"
+    );
     assert!(!w.flush(Duration::from_millis(10)));
     // Once the sink moves again the writer still ends cleanly.
     release_tx.send(()).unwrap();

@@ -1,6 +1,7 @@
 //! Latency phase by phase, end to end: every decision log line (written by the real writer
 //! to a real file) carries the phases that ran, and `Server-Timing` appears only with
 //! `[log] server_timing = true`, on refusals too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -322,5 +323,9 @@ async fn the_real_binary_follows_a_rotation_on_sighup_and_writes_every_line_befo
     };
     let want = |r: std::ops::Range<usize>| r.map(|i| format!("/n/{i}")).collect::<Vec<_>>();
     assert_eq!(paths(&rotated), want(0..20), "before the rotation");
-    assert_eq!(paths(&log), want(20..50), "after it, every line up to the exit");
+    assert_eq!(
+        paths(&log),
+        want(20..50),
+        "after it, every line up to the exit"
+    );
 }
