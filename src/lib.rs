@@ -16,6 +16,7 @@ pub mod authn;
 pub mod authorize;
 pub mod body;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod forward;
 pub mod gateway;

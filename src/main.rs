@@ -161,16 +161,16 @@ fn main() -> ExitCode {
             at,
             state,
             json,
-        } => accessgate::cli::eval::eval(
-            &cli.config,
-            &resource,
-            token.as_deref(),
-            claims.as_deref(),
+        } => accessgate::cli::eval::eval(&accessgate::cli::eval::EvalArgs {
+            config_path: &cli.config,
+            resource: &resource,
+            token: token.as_deref(),
+            claims: claims.as_deref(),
             ip,
-            at.as_deref(),
-            state.as_deref(),
+            at: at.as_deref(),
+            state: state.as_deref(),
             json,
-        ),
+        }),
         Command::TestPolicies { cases, state } => {
             accessgate::cli::eval::test_policies(&cli.config, &cases, state.as_deref())
         }
@@ -242,10 +242,7 @@ fn dev_token(a: &DevTokenArgs) -> ExitCode {
     if let Some(ago) = &a.issued_ago {
         match config::duration::parse_duration(ago) {
             Ok(d) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|t| t.as_secs() as i64)
-                    .unwrap_or(0);
+                let now = accessgate::clock::unix_now();
                 let iat = now - d.as_secs() as i64;
                 opts.iat = Some(iat);
                 opts.auth_time = Some(iat);

@@ -123,7 +123,7 @@ async fn run_in(dir: &Path, upstream_port: u16) -> ExitCode {
 }
 
 /// Write the embedded files (and the demo config, so SIGHUP reload works) under `dir`.
-fn materialize(dir: &Path) -> Result<(), String> {
+pub fn materialize(dir: &Path) -> Result<(), String> {
     let write = |rel: &str, text: &str| -> Result<(), String> {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {

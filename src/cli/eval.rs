@@ -44,25 +44,43 @@ fn token_claims(token: &str) -> Result<serde_json::Value, String> {
 
 fn parse_at(at: Option<&str>) -> Result<i64, String> {
     match at {
-        None => Ok(time::OffsetDateTime::now_utc().unix_timestamp()),
+        None => Ok(crate::clock::unix_now()),
         Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
             .map(|t| t.unix_timestamp())
             .map_err(|e| format!("--at {t:?}: not RFC 3339 ({e})")),
     }
 }
 
+/// What `accessgate eval` was asked, as given on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalArgs<'a> {
+    pub config_path: &'a Path,
+    /// The route `resource` the request is for.
+    pub resource: &'a str,
+    /// A token whose claims to evaluate (decoded, not verified), or...
+    pub token: Option<&'a str>,
+    /// ...a JSON file holding the claims.
+    pub claims: Option<&'a Path>,
+    pub ip: IpAddr,
+    /// Evaluation time (RFC 3339), default now.
+    pub at: Option<&'a str>,
+    /// Policy state file, default the config's `[state]` file.
+    pub state: Option<&'a Path>,
+    pub json: bool,
+}
+
 /// `accessgate eval`.
-#[allow(clippy::too_many_arguments)]
-pub fn eval(
-    config_path: &Path,
-    resource: &str,
-    token: Option<&str>,
-    claims: Option<&Path>,
-    ip: IpAddr,
-    at: Option<&str>,
-    state: Option<&Path>,
-    json: bool,
-) -> ExitCode {
+pub fn eval(args: &EvalArgs<'_>) -> ExitCode {
+    let EvalArgs {
+        config_path,
+        resource,
+        token,
+        claims,
+        ip,
+        at,
+        state,
+        json,
+    } = *args;
     let config = match crate::config::load(config_path) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -78,7 +96,7 @@ pub fn eval(
             .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{}: {e}", p.display()))),
         (None, None) => Err("give --token or --claims".to_owned()),
     };
-    let claims = match claims {
+    let mut claims = match claims {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -86,6 +104,11 @@ pub fn eval(
         Ok(a) => a,
         Err(e) => return fail(e),
     };
+    // As in test-policies: a claims file may leave the token's lifetime out.
+    if let Some(o) = claims.as_object_mut() {
+        o.entry("iat").or_insert(serde_json::json!(at - 60));
+        o.entry("exp").or_insert(serde_json::json!(at + 3600));
+    }
     let principal = match crate::cli::whatif::principal_from_claims(&config, &claims) {
         Ok(p) => p,
         Err(e) => return fail(e),

@@ -131,7 +131,7 @@ impl Gateway {
                 let ready = ready_check(shared.clone(), state.clone(), draining.clone());
                 let before_scrape: crate::ops::admin::ScrapeHook = {
                     let state = state.clone();
-                    Arc::new(move || state.observe_age(std::time::SystemTime::now()))
+                    Arc::new(move || state.observe_age(crate::clock::now()))
                 };
                 let t = tokio::spawn(crate::ops::admin::run(
                     l,
@@ -262,7 +262,7 @@ fn ready_check(
             why.push("signing keys not loaded for every issuer".to_owned());
         }
         if needs_state(&snap.config)
-            && let Err(e) = state.readiness(std::time::SystemTime::now())
+            && let Err(e) = state.readiness(crate::clock::now())
         {
             why.push(e);
         }

@@ -177,7 +177,8 @@ impl DecisionLog {
         if outcome != Outcome::Allow || self.allow_threshold == u64::MAX {
             return false;
         }
-        // SipHash (DefaultHasher) of the id spreads consecutive ids evenly over u64.
+        // SipHash (std's DefaultHasher) of the id spreads consecutive ids evenly over u64,
+        // so sampling keeps a fair share of any burst rather than a prefix of it.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(&id, &mut h);
         std::hash::Hasher::finish(&h) > self.allow_threshold
@@ -221,7 +222,7 @@ fn unrouted(metrics: &Metrics) -> Vec<IntCounter> {
 impl Record for Line {
     fn write_line(&self, s: &mut String) {
         s.push_str("{\"ts\":");
-        push_json_str(s, &rfc3339(self.at));
+        push_json_str(s, &crate::clock::rfc3339(self.at));
         let _ = write!(s, ",\"decision_id\":\"{}\"", self.id);
         s.push_str(",\"method\":");
         push_json_str(s, self.facts.method.as_str());
@@ -272,12 +273,6 @@ impl Record for Line {
         let _ = write!(s, ",\"total_us\":{}", self.total.as_micros());
         s.push_str("}\n");
     }
-}
-
-fn rfc3339(at: SystemTime) -> String {
-    time::OffsetDateTime::from(at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

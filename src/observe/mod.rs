@@ -13,14 +13,14 @@ pub mod writer;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use http::{Request, Response};
 use tower::{Layer, Service};
 
 use crate::authn::Principal;
 use crate::authorize::AuthzOutcome;
-use crate::body::Body;
+use crate::body::{Body, ResponseFuture};
 use crate::ids::DecisionId;
 use crate::observe::decision_log::{DecisionLog, Line, RequestFacts};
 use crate::observe::phases::PhaseMetrics;
@@ -65,8 +65,6 @@ pub struct Observe<S> {
     phases: Arc<PhaseMetrics>,
 }
 
-use crate::body::ResponseFuture as BoxFuture;
-
 /// `Server-Timing` (W3C), sent only with `[log] server_timing = true`: it tells clients
 /// about the inside.
 fn server_timing_header() -> http::HeaderName {
@@ -83,7 +81,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -129,7 +127,7 @@ where
             {
                 let ext = resp.extensions();
                 let line = Line {
-                    at: SystemTime::now(),
+                    at: crate::clock::now(),
                     id,
                     facts,
                     route: ext.get::<RouteMatch>().cloned(),

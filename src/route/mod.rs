@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use crate::body::Body;
+use crate::body::{Body, ResponseFuture};
 use crate::ids::DecisionId;
 use crate::respond::{Rejection, reject};
 use crate::snapshot::{Route, SharedSnapshot, Snapshot};
@@ -100,8 +100,6 @@ pub struct RouteService<S> {
     shared: SharedSnapshot,
 }
 
-use crate::body::ResponseFuture as BoxFuture;
-
 impl<S, B> Service<Request<B>> for RouteService<S>
 where
     S: Service<Request<B>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
@@ -110,7 +108,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)

@@ -419,7 +419,6 @@ pub struct Shutdown {
 }
 
 /// Accept until told to drain; serve each connection in its own task.
-#[allow(clippy::too_many_arguments)]
 pub async fn run<S>(
     listener: TcpListener,
     tls: Arc<ArcSwap<ServerConfig>>,
@@ -476,33 +475,36 @@ pub async fn run<S>(
         let shutdown = shutdown.clone();
         let hs_failures = metrics.tls_handshake_failures_total.clone();
         tokio::spawn(async move {
+            let accepted = Accepted { stream, peer, slot };
             serve_connection(
-                stream,
-                peer,
+                accepted,
                 tls,
                 &builder,
                 &settings,
                 stack,
                 shutdown,
                 hs_failures,
-                slot,
             )
             .await;
         });
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve_connection<S>(
+/// One accepted TCP connection and its share of the connection limit.
+struct Accepted {
     stream: TcpStream,
     peer: SocketAddr,
+    slot: Arc<ConnSlot>,
+}
+
+async fn serve_connection<S>(
+    accepted: Accepted,
     tls: Arc<ServerConfig>,
     builder: &auto::Builder<TokioExecutor>,
     settings: &ServerSettings,
     stack: S,
     mut shutdown: Shutdown,
     hs_failures: prometheus::IntCounter,
-    slot: Arc<ConnSlot>,
 ) where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -511,6 +513,7 @@ async fn serve_connection<S>(
         + 'static,
     S::Future: Send + Unpin + 'static,
 {
+    let Accepted { stream, peer, slot } = accepted;
     let _ = stream.set_nodelay(true);
     let acceptor = TlsAcceptor::from(tls);
     let tls_stream = tokio::select! {

@@ -20,6 +20,7 @@ mod client_compat;
 mod decisions_conditions;
 mod decisions_grants;
 mod decisions_lifecycle;
+mod demo;
 mod layout;
 mod observe_phases;
 mod ops;
