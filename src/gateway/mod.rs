@@ -1,7 +1,10 @@
 //! `Gateway`: the running proxy. Binds the listeners, publishes the first snapshot, starts
 //! the background tasks, and owns the shutdown sequence. Used by `main`, tests and benches.
 
+pub mod error;
 pub mod reload;
+
+pub use error::{ReloadError, StartError};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,18 +27,6 @@ use crate::transport::server::{ServerSettings, Shutdown};
 /// How long shutdown waits for the decision log to write what it accepted (a stuck sink
 /// must not keep the process from exiting).
 const LOG_CLOSE_LIMIT: Duration = Duration::from_secs(5);
-
-/// Why the gateway could not start.
-#[derive(Debug)]
-pub struct StartError(pub String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
 
 /// Knobs that are not config-file settings (tests, benches, the demo).
 #[derive(Debug, Clone, Default)]
@@ -78,8 +69,8 @@ impl Gateway {
     pub async fn start(config: Config, opts: StartOptions) -> Result<Self, StartError> {
         crate::transport::tls::install_provider();
         let metrics = Metrics::new();
-        let tls_cfg = crate::transport::tls::server_config(&config.listen)
-            .map_err(|e| StartError(e.to_string()))?;
+        let tls_cfg =
+            crate::transport::tls::server_config(&config.listen).map_err(StartError::Tls)?;
         let tls = Arc::new(ArcSwap::new(tls_cfg));
         let settings = ServerSettings::from(&config.listen);
         let grace = config.runtime.shutdown_grace;
@@ -88,12 +79,11 @@ impl Gateway {
         let log = if opts.quiet {
             DecisionLog::off(&metrics)
         } else {
-            DecisionLog::new(&config.log, &metrics)
-                .map_err(|e| StartError(format!("decision log: {e}")))?
+            DecisionLog::new(&config.log, &metrics).map_err(StartError::DecisionLog)?
         };
         let config = Arc::new(config);
-        let snapshot = Snapshot::build(config.clone(), &metrics, None)
-            .map_err(|e| StartError(e.to_string()))?;
+        let snapshot =
+            Snapshot::build(config.clone(), &metrics, None).map_err(StartError::Snapshot)?;
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
         // Policy state is needed only where requests are authorized; a gateway whose
         // routes are all `auth = "none"` neither loads nor waits for it.
@@ -109,10 +99,17 @@ impl Gateway {
 
         let listener = TcpListener::bind(listen_addr)
             .await
-            .map_err(|e| StartError(format!("listen.address {listen_addr}: {e}")))?;
+            .map_err(|source| StartError::Bind {
+                key: "listen.address",
+                addr: listen_addr,
+                source,
+            })?;
         let local_addr = listener
             .local_addr()
-            .map_err(|e| StartError(format!("listen.address: {e}")))?;
+            .map_err(|source| StartError::LocalAddr {
+                key: "listen.address",
+                source,
+            })?;
 
         let (drain_tx, drain_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
@@ -124,10 +121,15 @@ impl Gateway {
             Some(addr) => {
                 let l = TcpListener::bind(addr)
                     .await
-                    .map_err(|e| StartError(format!("admin.address {addr}: {e}")))?;
-                let a = l
-                    .local_addr()
-                    .map_err(|e| StartError(format!("admin.address: {e}")))?;
+                    .map_err(|source| StartError::Bind {
+                        key: "admin.address",
+                        addr,
+                        source,
+                    })?;
+                let a = l.local_addr().map_err(|source| StartError::LocalAddr {
+                    key: "admin.address",
+                    source,
+                })?;
                 let ready = ready_check(shared.clone(), state.clone(), draining.clone());
                 let before_scrape: crate::ops::admin::ScrapeHook = {
                     let state = state.clone();
@@ -284,7 +286,7 @@ impl Gateway {
     /// reload live. A change that needs a restart (listen or admin address, `[listen]`
     /// limits and timeouts, `[runtime]`, `[log]`, `[state]`) is refused with a message
     /// saying so, and nothing changes.
-    pub fn apply_config(&self, config: Config) -> Result<(), String> {
+    pub fn apply_config(&self, config: Config) -> Result<(), ReloadError> {
         let outcome = self.try_apply(config);
         let label = if outcome.is_ok() { "success" } else { "error" };
         self.metrics
@@ -294,52 +296,53 @@ impl Gateway {
         outcome
     }
 
-    fn try_apply(&self, config: Config) -> Result<(), String> {
+    fn try_apply(&self, config: Config) -> Result<(), ReloadError> {
         let current = self.shared.load_full();
         let old = &current.config;
         if config.listen.address != old.listen.address {
-            return Err(format!(
+            return Err(ReloadError::NeedsRestart(format!(
                 "listen.address changed ({} -> {}): that needs a restart; keeping the running config",
                 old.listen.address, config.listen.address
-            ));
+            )));
         }
         if config.state.source != old.state.source
             || config.state.refresh != old.state.refresh
             || config.state.max_staleness != old.state.max_staleness
             || config.state.fail_open != old.state.fail_open
         {
-            return Err("[state] changed: that needs a restart; keeping the running config".into());
+            return Err(ReloadError::NeedsRestart(
+                "[state] changed: that needs a restart; keeping the running config".into(),
+            ));
         }
         if needs_state(&config) && !needs_state(old) {
-            return Err("the first route with auth = \"required\" needs policy state loaded at start: restart; keeping the running config".into());
+            return Err(ReloadError::NeedsRestart("the first route with auth = \"required\" needs policy state loaded at start: restart; keeping the running config".into()));
         }
         if ServerSettings::from(&config.listen) != ServerSettings::from(&old.listen) {
-            return Err("[listen] limits or timeouts changed (max_connections, max_header_bytes, header_read_timeout, idle_timeout, handshake_timeout, h2_max_concurrent_streams): they are fixed for the listener's life and need a restart; keeping the running config".into());
+            return Err(ReloadError::NeedsRestart("[listen] limits or timeouts changed (max_connections, max_header_bytes, header_read_timeout, idle_timeout, handshake_timeout, h2_max_concurrent_streams): they are fixed for the listener's life and need a restart; keeping the running config".into()));
         }
         if config.runtime.worker_threads != old.runtime.worker_threads
             || config.runtime.shutdown_grace != old.runtime.shutdown_grace
         {
-            return Err(
+            return Err(ReloadError::NeedsRestart(
                 "[runtime] changed: that needs a restart; keeping the running config".into(),
-            );
+            ));
         }
         if config.log.decisions != old.log.decisions
             || config.log.allow_sample != old.log.allow_sample
             || config.log.level != old.log.level
         {
-            return Err("[log] changed: the log sinks are opened at start, which needs a restart; keeping the running config".into());
+            return Err(ReloadError::NeedsRestart("[log] changed: the log sinks are opened at start, which needs a restart; keeping the running config".into()));
         }
         if config.admin.address != old.admin.address {
-            return Err(
+            return Err(ReloadError::NeedsRestart(
                 "admin.address changed: that needs a restart; keeping the running config".into(),
-            );
+            ));
         }
-        let tls =
-            crate::transport::tls::server_config(&config.listen).map_err(|e| e.to_string())?;
+        let tls = crate::transport::tls::server_config(&config.listen).map_err(ReloadError::Tls)?;
         let hash = config_hash(&config);
         let config = Arc::new(config);
-        let snapshot =
-            Snapshot::build(config, &self.metrics, Some(&current)).map_err(|e| e.to_string())?;
+        let snapshot = Snapshot::build(config, &self.metrics, Some(&current))
+            .map_err(ReloadError::Snapshot)?;
         self.tls.store(tls);
         self.shared.store(Arc::new(snapshot));
         self.metrics.config_info.reset();
@@ -349,10 +352,10 @@ impl Gateway {
     }
 
     /// Reload only the TLS certificate and key named by the live config.
-    pub fn reload_tls(&self) -> Result<(), String> {
+    pub fn reload_tls(&self) -> Result<(), ReloadError> {
         let current = self.shared.load_full();
         let outcome =
-            crate::transport::tls::server_config(&current.config.listen).map_err(|e| e.to_string());
+            crate::transport::tls::server_config(&current.config.listen).map_err(ReloadError::Tls);
         let label = if outcome.is_ok() { "success" } else { "error" };
         self.metrics
             .reloads_total
