@@ -2,6 +2,7 @@
 //! itself. Nothing in the request pipeline imports from here; the dependency points the
 //! other way (cli -> gateway -> stages).
 //!
+//! - [`commands`]: each subcommand's entry point (exit codes, messages).
 //! - [`check`]: `accessgate check`.
 //! - [`eval`] and [`whatif`]: `accessgate eval` and `accessgate test-policies` (What If).
 //! - [`demo`] and [`demo_scenarios`]: `accessgate demo` and its echo upstream.
@@ -9,6 +10,7 @@
 //! - [`runtime`]: the tokio runtime sized from the config.
 
 pub mod check;
+pub mod commands;
 pub mod demo;
 pub mod demo_scenarios;
 pub mod devcerts;
