@@ -20,7 +20,7 @@ use crate::config::Platform;
 use super::fasthash::FastMap;
 use super::state::{
     AppProtectionPolicy, AppRegistration, ComplianceState, Device, NO_DEVICE, PolicyState,
-    RemediationState, User, next_generation,
+    RemediationState, StateBase, User, next_generation,
 };
 use super::values::{Version, fold, parse_rfc3339};
 use crate::config::duration::parse_iso8601;
@@ -41,84 +41,84 @@ pub fn load(bytes: &[u8]) -> Result<PolicyState, String> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawUser<'a> {
+pub(super) struct RawUser<'a> {
     #[serde(borrow)]
-    id: Cow<'a, str>,
-    account_enabled: bool,
-    licensed: bool,
+    pub(super) id: Cow<'a, str>,
+    pub(super) account_enabled: bool,
+    pub(super) licensed: bool,
     #[serde(default, borrow)]
-    groups: Vec<Cow<'a, str>>,
+    pub(super) groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    revoke_sessions_after: Option<Cow<'a, str>>,
+    pub(super) revoke_sessions_after: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawDevice<'a> {
+pub(super) struct RawDevice<'a> {
     #[serde(borrow, rename = "azureADDeviceId")]
-    device_id: Cow<'a, str>,
+    pub(super) device_id: Cow<'a, str>,
     #[serde(borrow)]
-    compliance_state: Cow<'a, str>,
+    pub(super) compliance_state: Cow<'a, str>,
     #[serde(default, borrow)]
-    operating_system: Option<Cow<'a, str>>,
+    pub(super) operating_system: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    os_version: Option<Cow<'a, str>>,
+    pub(super) os_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    noncompliant_since: Option<Cow<'a, str>>,
+    pub(super) noncompliant_since: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    remediation: Option<Cow<'a, str>>,
+    pub(super) remediation: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawAppPolicy<'a> {
+pub(super) struct RawAppPolicy<'a> {
     #[serde(borrow)]
-    id: Cow<'a, str>,
+    pub(super) id: Cow<'a, str>,
     #[serde(default, borrow)]
-    display_name: Option<Cow<'a, str>>,
+    pub(super) display_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    platform: Cow<'a, str>,
+    pub(super) platform: Cow<'a, str>,
     #[serde(default, borrow)]
-    apps: Vec<Cow<'a, str>>,
+    pub(super) apps: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    include_groups: Vec<Cow<'a, str>>,
+    pub(super) include_groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    exclude_groups: Vec<Cow<'a, str>>,
+    pub(super) exclude_groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    period_offline_before_access_check: Option<Cow<'a, str>>,
+    pub(super) period_offline_before_access_check: Option<Cow<'a, str>>,
     #[serde(default)]
-    pin_required: bool,
+    pub(super) pin_required: bool,
     #[serde(default, borrow)]
-    minimum_required_os_version: Option<Cow<'a, str>>,
+    pub(super) minimum_required_os_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    minimum_required_app_version: Option<Cow<'a, str>>,
+    pub(super) minimum_required_app_version: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawRegistration<'a> {
+pub(super) struct RawRegistration<'a> {
     #[serde(borrow)]
-    user_id: Cow<'a, str>,
+    pub(super) user_id: Cow<'a, str>,
     #[serde(borrow)]
-    app_id: Cow<'a, str>,
+    pub(super) app_id: Cow<'a, str>,
     #[serde(default, borrow, rename = "azureADDeviceId")]
-    device_id: Option<Cow<'a, str>>,
+    pub(super) device_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    platform: Option<Cow<'a, str>>,
+    pub(super) platform: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    application_version: Option<Cow<'a, str>>,
+    pub(super) application_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    platform_version: Option<Cow<'a, str>>,
+    pub(super) platform_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    flagged_reasons: Vec<Cow<'a, str>>,
+    pub(super) flagged_reasons: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    last_sync_date_time: Option<Cow<'a, str>>,
+    pub(super) last_sync_date_time: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    compliance_state: Cow<'a, str>,
+    pub(super) compliance_state: Cow<'a, str>,
     #[serde(default, borrow)]
-    noncompliant_since: Option<Cow<'a, str>>,
+    pub(super) noncompliant_since: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    remediation: Option<Cow<'a, str>>,
+    pub(super) remediation: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +139,7 @@ struct PendingUserRef {
 
 #[derive(Default)]
 struct Builder {
-    s: PolicyState,
+    s: StateBase,
     pending: Vec<PendingUserRef>,
 }
 
@@ -153,7 +153,7 @@ fn intern(map: &mut FastMap<Box<str>, u32>, id: &str) -> u32 {
     i
 }
 
-fn time_field(field: &str, v: &Option<Cow<'_, str>>) -> Result<Option<i64>, String> {
+pub(super) fn time_field(field: &str, v: &Option<Cow<'_, str>>) -> Result<Option<i64>, String> {
     match v.as_deref() {
         None => Ok(None),
         Some(s) => parse_rfc3339(s)
@@ -223,17 +223,7 @@ impl Builder {
     fn add_device(&mut self, i: usize, r: RawDevice<'_>) -> Result<(), String> {
         let at = |m: String| format!("devices[{i}] (azureADDeviceId {}): {m}", r.device_id);
         nonempty("azureADDeviceId", &r.device_id).map_err(at)?;
-        let compliance = compliance(&r.compliance_state).map_err(at)?;
-        // An OS policies cannot name (e.g. "Windows Mobile") is kept as "no platform".
-        let platform = r.operating_system.as_deref().and_then(Platform::parse);
-        let device = Device {
-            compliance,
-            platform,
-            os_version: r.os_version.as_deref().and_then(Version::parse),
-            noncompliant_since: time_field("noncompliantSince", &r.noncompliant_since)
-                .map_err(at)?,
-            remediation: remediation(&r.remediation).map_err(at)?,
-        };
+        let device = device_record(&r).map_err(at)?;
         let idx = intern(&mut self.s.device_ids, &r.device_id);
         grow(&mut self.s.devices, idx);
         if self.s.devices[idx as usize].is_some() {
@@ -249,32 +239,10 @@ impl Builder {
         if self.s.app_policies.iter().any(|p| *p.id == *r.id) {
             return Err(at("duplicate id".into()));
         }
-        let offline = match r.period_offline_before_access_check.as_deref() {
-            None => DEFAULT_OFFLINE_PERIOD_SECS,
-            Some(p) => parse_iso8601(p)
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                .map_err(|e| at(format!("periodOfflineBeforeAccessCheck: {e}")))?,
-        };
-        let policy = AppProtectionPolicy {
-            id: r.id.as_ref().into(),
-            display_name: r.display_name.as_deref().unwrap_or("").into(),
-            platform: platform("platform", &r.platform).map_err(at)?,
-            apps: interned(&mut self.s.app_ids, &r.apps),
-            include_groups: interned(&mut self.s.group_ids, &r.include_groups),
-            exclude_groups: interned(&mut self.s.group_ids, &r.exclude_groups),
-            offline_period: offline,
-            pin_required: r.pin_required,
-            minimum_app_version: min_version(
-                "minimumRequiredAppVersion",
-                &r.minimum_required_app_version,
-            )
-            .map_err(at)?,
-            minimum_os_version: min_version(
-                "minimumRequiredOsVersion",
-                &r.minimum_required_os_version,
-            )
-            .map_err(at)?,
-        };
+        let apps = interned(&mut self.s.app_ids, &r.apps);
+        let include = interned(&mut self.s.group_ids, &r.include_groups);
+        let exclude = interned(&mut self.s.group_ids, &r.exclude_groups);
+        let policy = app_policy_record(&r, apps, include, exclude).map_err(at)?;
         self.s.app_policies.push(policy);
         Ok(())
     }
@@ -290,30 +258,7 @@ impl Builder {
         let at = |m: String| format!("appRegistrations[{i}] ({label}): {m}");
         nonempty("userId", &r.user_id).map_err(at)?;
         nonempty("appId", &r.app_id).map_err(at)?;
-        let mut rooted = false;
-        for f in &r.flagged_reasons {
-            match f.as_ref() {
-                "none" => {}
-                "rootedDevice" | "androidBootloaderUnlocked" | "androidFactoryRomModified" => {
-                    rooted = true
-                }
-                other => return Err(at(format!("unknown flaggedReasons value {other:?}"))),
-            }
-        }
-        let reg = AppRegistration {
-            platform: match r.platform.as_deref() {
-                Some(p) => Some(platform("platform", p).map_err(at)?),
-                None => None,
-            },
-            app_version: r.application_version.as_deref().and_then(Version::parse),
-            os_version: r.platform_version.as_deref().and_then(Version::parse),
-            rooted,
-            last_sync: time_field("lastSyncDateTime", &r.last_sync_date_time).map_err(at)?,
-            compliance: compliance(&r.compliance_state).map_err(at)?,
-            noncompliant_since: time_field("noncompliantSince", &r.noncompliant_since)
-                .map_err(at)?,
-            remediation: remediation(&r.remediation).map_err(at)?,
-        };
+        let reg = registration_record(&r).map_err(at)?;
         let user = intern(&mut self.s.user_ids, &r.user_id);
         grow(&mut self.s.users, user);
         let app = intern(&mut self.s.app_ids, &r.app_id);
@@ -364,9 +309,89 @@ impl Builder {
         self.s.app_policies_by_app = by_app.into_iter().map(Vec::into_boxed_slice).collect();
         self.s.users.shrink_to_fit();
         self.s.devices.shrink_to_fit();
-        self.s.generation = next_generation();
-        Ok(self.s)
+        Ok(PolicyState {
+            generation: next_generation(),
+            base: std::sync::Arc::new(self.s),
+            overlay: None,
+        })
     }
+}
+
+/// A device record's fields, validated (shared by full loads and change batches).
+pub(super) fn device_record(r: &RawDevice<'_>) -> Result<Device, String> {
+    let compliance = compliance(&r.compliance_state)?;
+    // An OS policies cannot name (e.g. "Windows Mobile") is kept as "no platform".
+    let platform = r.operating_system.as_deref().and_then(Platform::parse);
+    Ok(Device {
+        compliance,
+        platform,
+        os_version: r.os_version.as_deref().and_then(Version::parse),
+        noncompliant_since: time_field("noncompliantSince", &r.noncompliant_since)?,
+        remediation: remediation(&r.remediation)?,
+    })
+}
+
+/// An app registration's fields, validated (shared by full loads and change batches).
+pub(super) fn registration_record(r: &RawRegistration<'_>) -> Result<AppRegistration, String> {
+    let mut rooted = false;
+    for f in &r.flagged_reasons {
+        match f.as_ref() {
+            "none" => {}
+            "rootedDevice" | "androidBootloaderUnlocked" | "androidFactoryRomModified" => {
+                rooted = true
+            }
+            other => return Err(format!("unknown flaggedReasons value {other:?}")),
+        }
+    }
+    let reg = AppRegistration {
+        platform: match r.platform.as_deref() {
+            Some(p) => Some(platform("platform", p)?),
+            None => None,
+        },
+        app_version: r.application_version.as_deref().and_then(Version::parse),
+        os_version: r.platform_version.as_deref().and_then(Version::parse),
+        rooted,
+        last_sync: time_field("lastSyncDateTime", &r.last_sync_date_time)?,
+        compliance: compliance(&r.compliance_state)?,
+        noncompliant_since: time_field("noncompliantSince", &r.noncompliant_since)?,
+        remediation: remediation(&r.remediation)?,
+    };
+    Ok(reg)
+}
+
+/// An app protection policy with its ids already interned (shared by full loads and
+/// change batches, which intern into different tables).
+pub(super) fn app_policy_record(
+    r: &RawAppPolicy<'_>,
+    apps: Box<[u32]>,
+    include_groups: Box<[u32]>,
+    exclude_groups: Box<[u32]>,
+) -> Result<AppProtectionPolicy, String> {
+    let offline = match r.period_offline_before_access_check.as_deref() {
+        None => DEFAULT_OFFLINE_PERIOD_SECS,
+        Some(p) => parse_iso8601(p)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .map_err(|e| format!("periodOfflineBeforeAccessCheck: {e}"))?,
+    };
+    let policy = AppProtectionPolicy {
+        id: r.id.as_ref().into(),
+        display_name: r.display_name.as_deref().unwrap_or("").into(),
+        platform: platform("platform", &r.platform)?,
+        apps,
+        include_groups,
+        exclude_groups,
+        offline_period: offline,
+        pin_required: r.pin_required,
+        minimum_app_version: min_version(
+            "minimumRequiredAppVersion",
+            &r.minimum_required_app_version,
+        )?,
+        minimum_os_version: min_version(
+            "minimumRequiredOsVersion",
+            &r.minimum_required_os_version,
+        )?,
+    };
+    Ok(policy)
 }
 
 fn grow<T>(v: &mut Vec<Option<T>>, idx: u32) {
