@@ -31,6 +31,12 @@ pub fn run(config: &Config) -> Result<String, Vec<String>> {
                 "\nstate: {url} (fetched at start; not checked offline)"
             ));
         }
+        StateSource::Redis(r) => {
+            summary.push_str(&format!(
+                "\nstate: Redis {} (followed at start; not checked offline)",
+                r.redacted_url()
+            ));
+        }
     }
     if errors.is_empty() {
         Ok(summary)

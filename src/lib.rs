@@ -69,6 +69,10 @@ pub fn build_stack(
         .service(forward::Forward) // pooled upstream client
 }
 pub mod check;
+/// Commands beside the gateway itself.
+pub mod cli {
+    pub mod sync;
+}
 pub mod demo;
 pub mod demo_scenarios;
 pub mod devcerts;

@@ -84,6 +84,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// The state connector alone: read `[state]`, publish each good round to `[publish]`
+    /// (a state.json replaced atomically, or Redis for a fleet; docs/fleet.md).
+    Sync,
     /// Exit 0 when the admin /readyz answers ready (container health checks).
     Healthcheck {
         /// Admin address to probe (default: `[admin] address` of the config).
@@ -175,6 +178,7 @@ fn main() -> ExitCode {
             accessgate::whatif_cli::test_policies(&cli.config, &cases, state.as_deref())
         }
         Command::Healthcheck { address } => healthcheck(&cli.config, address),
+        Command::Sync => sync(&cli.config),
     }
 }
 
@@ -305,6 +309,52 @@ fn run(path: &Path) -> ExitCode {
         accessgate::reload::serve_until_stopped(&gw, path).await;
         gw.shutdown().await;
         ExitCode::SUCCESS
+    })
+}
+
+fn sync(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    accessgate::telemetry::init(&config.log.level);
+    let rt = match accessgate::runtime::build(config.runtime.worker_threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let stop = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        };
+        match accessgate::cli::sync::run(&config, stop).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "sync cannot start");
+                eprintln!("sync cannot start: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

@@ -25,7 +25,9 @@ use crate::config::{StateConfig, StateSource};
 use crate::metrics::Metrics;
 use crate::policy::PolicyState;
 
-mod source;
+pub mod publish;
+pub mod redis;
+pub(crate) mod source;
 
 pub use source::MAX_STATE_BYTES;
 use source::{Fetched, Source};
@@ -122,7 +124,20 @@ impl StateStore {
     /// `refresh` until the store is dropped. A failed first load is not fatal: the store
     /// is simply not ready (see [`StateStore::readiness`]) and keeps trying.
     pub async fn start(cfg: &StateConfig, metrics: &Metrics) -> Arc<StateStore> {
+        if let StateSource::Redis(endpoint) = &cfg.source {
+            let store = Self::follow_redis(
+                endpoint.clone(),
+                Freshness::from(cfg),
+                Some(metrics.clone()),
+                // Bounded: a gateway started while Redis is down starts (not ready) soon.
+                Duration::from_secs(3),
+            )
+            .await;
+            store.spawn_age_ticker(cfg.refresh);
+            return store;
+        }
         let source = match &cfg.source {
+            StateSource::Redis(_) => Err("unreachable: redis is followed above".to_owned()),
             StateSource::File(p) => Ok(Source::file(p.clone())),
             StateSource::Http { url, ca } => {
                 let (url, ca) = (url.clone(), ca.clone());
@@ -167,6 +182,31 @@ impl StateStore {
         let store = Self::without_state(freshness);
         store.publish(state, SystemTime::now());
         store
+    }
+
+    /// The same store reporting to `metrics` (before it is shared).
+    fn with_metrics(self: Arc<Self>, metrics: Metrics) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut s) => {
+                s.metrics = Some(metrics);
+                Arc::new(s)
+            }
+            Err(shared) => shared,
+        }
+    }
+
+    /// Keep `accessgate_state_age_seconds` moving for a store without a refresh loop.
+    fn spawn_age_ticker(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(every.clamp(Duration::from_secs(1), Duration::from_secs(10)));
+            loop {
+                tick.tick().await;
+                let Some(s) = weak.upgrade() else { return };
+                s.observe_age(SystemTime::now());
+            }
+        });
     }
 
     /// A store with no state and no source: never ready until something is published.

@@ -25,6 +25,12 @@ fn load_state(config: &Config, state: Option<&Path>) -> Result<PolicyState, Stri
                 "the config's state comes from {url}: download it and pass --state FILE"
             ));
         }
+        (None, StateSource::Redis(r)) => {
+            return Err(format!(
+                "the config's state comes from Redis at {}: pass --state FILE",
+                r.redacted_url()
+            ));
+        }
     };
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     PolicyState::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))

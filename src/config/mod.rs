@@ -29,6 +29,8 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     pub tokens: TokensConfig,
     pub state: StateConfig,
+    /// `[publish]`, read only by `accessgate sync`.
+    pub publish: Option<PublishTarget>,
     pub routes: Vec<RouteConfig>,
     pub policies: Vec<PolicyConfig>,
     /// Client app ids that the `approved_app` grant control accepts.
@@ -215,6 +217,42 @@ pub enum StateSource {
     File(PathBuf),
     /// `source = "http"`, `url = ...` (https://, or http:// to loopback).
     Http { url: String, ca: Option<PathBuf> },
+    /// `source = "redis"`: follow what `accessgate sync` publishes (docs/fleet.md).
+    Redis(RedisEndpoint),
+}
+
+/// A Redis server and the keys under which the fleet's state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisEndpoint {
+    /// `rediss://` (TLS), or `redis://` only to a loopback address.
+    pub url: String,
+    /// default "accessgate".
+    pub key_prefix: String,
+    /// Read at connect time; overrides a password in the URL.
+    pub password_file: Option<PathBuf>,
+}
+
+impl RedisEndpoint {
+    /// The URL without any password in it, for logs and summaries.
+    pub fn redacted_url(&self) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => {
+                let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+                let host = authority.rsplit('@').next().unwrap_or(authority);
+                format!("{scheme}://{host}{tail}")
+            }
+            None => String::from("(invalid url)"),
+        }
+    }
+}
+
+/// `[publish]` (`accessgate sync`): where each good round goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishTarget {
+    /// `to = "file"`: a state.json replaced atomically.
+    File(PathBuf),
+    /// `to = "redis"`.
+    Redis(RedisEndpoint),
 }
 
 /// `[state]`.

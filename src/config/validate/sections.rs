@@ -35,7 +35,12 @@ const MAX_HEADER_BYTES: i64 = 1024 * 1024;
 /// Beyond this, a token expired minutes ago is still accepted: refuse it as a config.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
-pub(crate) fn listen(ctx: &mut Ctx<'_>, file: Option<&Spanned<ListenFile>>) -> ListenConfig {
+/// `required = false` for `accessgate sync` (a config with `[publish]`), which serves nothing.
+pub(crate) fn listen(
+    ctx: &mut Ctx<'_>,
+    file: Option<&Spanned<ListenFile>>,
+    required: bool,
+) -> ListenConfig {
     let mut out = ListenConfig {
         address: parse_default(DEFAULT_LISTEN),
         tls_cert: PathBuf::new(),
@@ -50,10 +55,12 @@ pub(crate) fn listen(ctx: &mut Ctx<'_>, file: Option<&Spanned<ListenFile>>) -> L
         h2_max_concurrent_streams: 256,
     };
     let Some(table) = file else {
-        ctx.error_nowhere(
-            "listen",
-            "missing [listen] section (tls_cert and tls_key are required)",
-        );
+        if required {
+            ctx.error_nowhere(
+                "listen",
+                "missing [listen] section (tls_cert and tls_key are required)",
+            );
+        }
         return out;
     };
     let f = table.get_ref();
@@ -212,14 +219,32 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
     enum Kind {
         File,
         Http,
+        Redis,
     }
     let f = file.map(Spanned::get_ref);
     let kind = ctx.keyword(
         f.and_then(|f| f.source.as_ref()),
         "state.source",
-        &[("file", Kind::File), ("http", Kind::Http)],
+        &[
+            ("file", Kind::File),
+            ("http", Kind::Http),
+            ("redis", Kind::Redis),
+        ],
         Kind::File,
     );
+    if kind != Kind::Redis {
+        for (v, key) in [
+            (f.and_then(|f| f.key_prefix.as_ref()), "state.key_prefix"),
+            (
+                f.and_then(|f| f.password_file.as_ref()),
+                "state.password_file",
+            ),
+        ] {
+            if let Some(v) = v {
+                ctx.error(v, key, "only with source = \"redis\"");
+            }
+        }
+    }
     let path = f.and_then(|f| f.path.as_ref());
     let url = f.and_then(|f| f.url.as_ref());
     let ca = f.and_then(|f| f.ca.as_ref());
@@ -261,6 +286,25 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
             };
             let ca = ca.and_then(|v| ctx.path(v, "state.ca"));
             StateSource::Http { url, ca }
+        }
+        Kind::Redis => {
+            for (v, key) in [(path, "state.path"), (ca, "state.ca")] {
+                if let Some(v) = v {
+                    ctx.error(v, key, "only with source = \"file\" or \"http\"");
+                }
+            }
+            match file {
+                Some(table) => StateSource::Redis(super::fleet::endpoint(
+                    ctx,
+                    "state",
+                    table,
+                    url,
+                    f.and_then(|f| f.key_prefix.as_ref()),
+                    f.and_then(|f| f.password_file.as_ref()),
+                )),
+                // Unreachable in practice: `source = "redis"` implies a [state] table.
+                None => StateSource::File(ctx.resolve("state.json".as_ref())),
+            }
         }
     };
     let refresh = ctx.duration(

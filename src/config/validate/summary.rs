@@ -85,6 +85,9 @@ impl Config {
         let source = match &self.state.source {
             StateSource::File(path) => format!("file {}", path.display()),
             StateSource::Http { url, .. } => format!("http {url}"),
+            StateSource::Redis(r) => {
+                format!("redis {} (prefix {})", r.redacted_url(), r.key_prefix)
+            }
         };
         let _ = write!(
             out,
