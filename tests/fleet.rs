@@ -541,3 +541,40 @@ async fn a_malformed_record_is_an_error_that_loses_nothing() {
         "the gateway did not recover from malformed entries"
     );
 }
+
+/// The TOML under `key: |` in a manifest, with the Redis password file pointed at `pw`.
+fn manifest_toml(file: &str, key: &str, pw: &std::path::Path) -> String {
+    let yaml = std::fs::read_to_string(format!(
+        "{}/deploy/kubernetes/fleet/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let start = yaml.find(&format!("{key}: |")).expect("configmap key");
+    yaml[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect::<String>()
+        .replace("/run/secrets/redis/password", &pw.display().to_string())
+}
+
+#[test]
+fn the_fleet_manifests_hold_valid_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "key\n").unwrap();
+    let gw = manifest_toml("gateway-config.yaml", "accessgate.toml", &pw);
+    let c = accessgate::config::parse_str(&gw, &dir.path().join("accessgate.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{gw}"));
+    assert!(
+        matches!(&c.state.source, accessgate::config::StateSource::Redis(r) if r.url.starts_with("rediss://"))
+    );
+    let sync = manifest_toml("sync.yaml", "sync.toml", &pw);
+    let c = accessgate::config::parse_str(&sync, &dir.path().join("sync.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{sync}"));
+    assert!(matches!(
+        c.publish,
+        Some(accessgate::config::PublishTarget::Redis(_))
+    ));
+}
