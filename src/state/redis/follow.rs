@@ -455,7 +455,7 @@ impl StateStore {
     pub async fn follow_redis(
         endpoint: RedisEndpoint,
         freshness: crate::state::Freshness,
-        metrics: Option<crate::metrics::Metrics>,
+        metrics: Option<crate::ops::metrics::Metrics>,
         wait: Duration,
     ) -> Arc<StateStore> {
         let store = StateStore::without_state(freshness);

@@ -60,7 +60,7 @@ impl Keys {
 /// call from a blocking context or at start-up).
 pub fn client(endpoint: &RedisEndpoint) -> Result<Client, String> {
     // rediss:// uses rustls with the process-wide provider: make sure it is ours.
-    let _ = crate::tls::provider();
+    let _ = crate::transport::tls::provider();
     let shown = endpoint.redacted_url();
     let mut info = endpoint
         .url
