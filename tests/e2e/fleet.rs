@@ -4,20 +4,18 @@
 //! skips loudly elsewhere (fleet/redis_server.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "fleet/redis_server.rs"]
 mod redis_server;
-mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::*;
 use accessgate::config::RedisEndpoint;
 use accessgate::ops::metrics::Metrics;
 use accessgate::state::publish::{PublishError, RedisPublisher};
 use accessgate::state::{Freshness, StateStore};
 use redis_server::{Partition, RedisServer};
 use serde_json::{Value, json};
-use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
