@@ -576,3 +576,64 @@ fn the_fleet_manifests_hold_valid_configs() {
         Some(accessgate::config::PublishTarget::Redis(_))
     ));
 }
+
+#[tokio::test]
+async fn sync_to_a_file_replaces_it_whole_and_a_bad_round_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("state.json");
+    let out = dir.path().join("out").join("published.json");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    write_atomically(&src, &state("compliant", true));
+    let text = format!(
+        "[state]\nsource = \"file\"\npath = \"{}\"\nrefresh = \"100ms\"\n\n[publish]\nto = \"file\"\npath = \"{}\"\n",
+        src.display(),
+        out.display()
+    );
+    let config = accessgate::config::parse_str(&text, &dir.path().join("sync.toml")).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        accessgate::cli::sync::run(&config, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let read = |p: &std::path::Path| -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    };
+    assert!(eventually(WAIT, || read(&out) == Some(state("compliant", true))).await);
+    write_atomically(&src, &state("noncompliant", false));
+    assert!(eventually(WAIT, || read(&out) == Some(state("noncompliant", false))).await);
+    // A round that does not validate publishes nothing.
+    std::fs::write(
+        &src,
+        br#"{"devices": [{"azureADDeviceId": "d", "complianceState": "bogus"}]}"#,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(read(&out), Some(state("noncompliant", false)));
+    // Nothing written aside is left behind.
+    let names: Vec<String> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["published.json".to_owned()]);
+    let _ = tx.send(());
+    assert_eq!(task.await.unwrap(), Ok(()));
+}
+
+#[tokio::test]
+async fn sync_refuses_to_start_without_publish_or_on_a_redis_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[state]\nsource = \"file\"\npath = \"s.json\"\n\n[[routes]]\nname = \"r\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"none\"\n\n[listen]\ntls_cert = \"c\"\ntls_key = \"k\"\n";
+    let config = accessgate::config::parse_str(text, &dir.path().join("a.toml")).unwrap();
+    let e = accessgate::cli::sync::run(&config, async {})
+        .await
+        .unwrap_err();
+    assert!(e.contains("[publish] is missing"), "{e}");
+    let text = "[state]\nsource = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n\n[publish]\nto = \"file\"\npath = \"o.json\"\n";
+    let config = accessgate::config::parse_str(text, &dir.path().join("b.toml")).unwrap();
+    let e = accessgate::cli::sync::run(&config, async {})
+        .await
+        .unwrap_err();
+    assert!(e.contains("what gateways follow"), "{e}");
+}
