@@ -421,3 +421,10 @@ fn apply_ledger(ledger: &mut Ledger, m: &mut Mapped, now: i64) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+pub(crate) mod test_server;
+
+#[cfg(test)]
+#[path = "mod_tests.rs"]
+mod tests;

@@ -360,4 +360,4 @@ impl TokenProvider {
 
 #[cfg(test)]
 #[path = "token_tests.rs"]
-mod tests;
+pub(crate) mod tests;
