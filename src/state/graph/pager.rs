@@ -441,4 +441,4 @@ impl Pager {
 
 #[cfg(test)]
 #[path = "pager_tests.rs"]
-mod tests;
+pub(crate) mod tests;
