@@ -3,15 +3,11 @@
 //! faults, users and groups delta with 410, nested groups, the client assertion checks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "graph_double_selftest/assertion.rs"]
 mod assertion;
-#[path = "graph_double_selftest/delta.rs"]
 mod delta;
-#[path = "graph_double/mod.rs"]
-mod graph_double;
 
+use crate::graph_double::*;
 use bytes::Bytes;
-use graph_double::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
