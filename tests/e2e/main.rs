@@ -8,8 +8,13 @@
 //! - `ops`: metrics, admin endpoints, reload, the binary's subcommands.
 //! - `client_compat`: real client libraries (azure-core in Python, MSAL.NET's parser).
 //! - `policy_props`, `robustness`: property tests of everything that faces the internet.
+//! - `graph_double_selftest`: the Microsoft Graph double (`tests/graph_double/`) checks itself.
 
 mod support;
+
+// The Graph double lives outside e2e so that benches can include it too.
+#[path = "../graph_double/mod.rs"]
+mod graph_double;
 
 mod authn_accept;
 mod authn_e2e;
@@ -19,6 +24,7 @@ mod client_compat;
 mod decisions_conditions;
 mod decisions_grants;
 mod decisions_lifecycle;
+mod graph_double_selftest;
 mod ops;
 mod policy_props;
 mod proxy_connections;
