@@ -14,8 +14,18 @@ fn ledger_keeps_first_seen_moments_across_loads_and_clears_recovered() {
     assert_eq!(l.since("device/a"), Some(100));
     // Still failing later: the moment stays; b recovered: cleared; c new: now.
     assert!(l.update(&["device/a".into(), "device/c".into()], 500));
-    assert_eq!((l.since("device/a"), l.since("device/b"), l.since("device/c")), (Some(100), None, Some(500)));
-    assert!(!l.update(&["device/a".into(), "device/c".into()], 900), "no change");
+    assert_eq!(
+        (
+            l.since("device/a"),
+            l.since("device/b"),
+            l.since("device/c")
+        ),
+        (Some(100), None, Some(500))
+    );
+    assert!(
+        !l.update(&["device/a".into(), "device/c".into()], 900),
+        "no change"
+    );
     l.save().unwrap();
     let l = Ledger::load(dir.path()).unwrap();
     assert_eq!(l.len(), 2);
@@ -25,10 +35,21 @@ fn ledger_keeps_first_seen_moments_across_loads_and_clears_recovered() {
 #[test]
 fn a_damaged_ledger_is_an_error_not_a_reset() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(LEDGER), "{\"version\":1,\"noncompliantSince\":{\"a\":").unwrap();
+    std::fs::write(
+        dir.path().join(LEDGER),
+        "{\"version\":1,\"noncompliantSince\":{\"a\":",
+    )
+    .unwrap();
     let e = Ledger::load(dir.path()).unwrap_err();
-    assert!(matches!(&e, GraphError::Cache(m) if m.contains("remediation window")), "{e:?}");
-    std::fs::write(dir.path().join(LEDGER), r#"{"version":2,"noncompliantSince":{}}"#).unwrap();
+    assert!(
+        matches!(&e, GraphError::Cache(m) if m.contains("remediation window")),
+        "{e:?}"
+    );
+    std::fs::write(
+        dir.path().join(LEDGER),
+        r#"{"version":2,"noncompliantSince":{}}"#,
+    )
+    .unwrap();
     assert!(Ledger::load(dir.path()).is_err());
 }
 
@@ -78,7 +99,10 @@ fn snapshot_round_trips_with_its_true_age() {
     save_snapshot(dir.path(), &m, synced).unwrap();
     let (state, at) = load_snapshot(dir.path()).unwrap().unwrap();
     assert_eq!(state.counts().users, 1);
-    assert_eq!(state.device("d-1").unwrap().noncompliant_since, Some(1_796_032_800));
+    assert_eq!(
+        state.device("d-1").unwrap().noncompliant_since,
+        Some(1_796_032_800)
+    );
     let age = SystemTime::now().duration_since(at).unwrap();
     assert!(age >= Duration::from_secs(3599), "{age:?}");
     // The same records rebuilt directly give the same state.

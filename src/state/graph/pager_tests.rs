@@ -22,12 +22,17 @@ pub(crate) fn fast() -> RetryPolicy {
 }
 
 /// A server that answers the token endpoint itself and everything else with `h`.
-async fn graph(h: impl Fn(&Req) -> Resp + Send + Sync + 'static) -> (Server, Pager, tempfile::TempDir) {
+async fn graph(
+    h: impl Fn(&Req) -> Resp + Send + Sync + 'static,
+) -> (Server, Pager, tempfile::TempDir) {
     let tokens = Arc::new(AtomicUsize::new(0));
     let srv = test_server::start(Arc::new(move |r: &Req| {
         if r.uri.contains("/oauth2/v2.0/token") {
             let i = tokens.fetch_add(1, Ordering::SeqCst);
-            Resp::json(200, format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"tok-{i}"}}"#))
+            Resp::json(
+                200,
+                format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"tok-{i}"}}"#),
+            )
         } else {
             h(r)
         }
@@ -84,9 +89,14 @@ async fn follows_next_links_to_the_delta_link_with_low_priority() {
         }
     })
     .await;
-    let (ids, end, n) = read_all(&p, &format!("{}/v1.0/users/delta?$select=id", srv.url())).await.unwrap();
+    let (ids, end, n) = read_all(&p, &format!("{}/v1.0/users/delta?$select=id", srv.url()))
+        .await
+        .unwrap();
     assert_eq!(ids, ["a", "b", "c"]);
-    assert_eq!(end, End::Delta(format!("{}/v1.0/users/delta?$deltatoken=X", srv.url())));
+    assert_eq!(
+        end,
+        End::Delta(format!("{}/v1.0/users/delta?$deltatoken=X", srv.url()))
+    );
     assert_eq!(n, 3, "one request per page");
     for r in srv.requests().iter().filter(|r| r.uri.starts_with("/v1.0")) {
         assert_eq!(r.headers.get("x-ms-throttle-priority").unwrap(), "low");
@@ -105,15 +115,22 @@ async fn throttling_is_retried_after_retry_after_then_succeeds() {
         _ => Resp::json(200, r#"{"value":[{"id":"a"}]}"#),
     })
     .await;
-    let (ids, end, sent) = read_all(&p, &format!("{}/v1.0/x", srv.url())).await.unwrap();
+    let (ids, end, sent) = read_all(&p, &format!("{}/v1.0/x", srv.url()))
+        .await
+        .unwrap();
     assert_eq!((ids, end, sent), (vec!["a".to_owned()], End::Done, 4));
 }
 
 #[tokio::test]
 async fn retries_are_bounded() {
     let (srv, p, _d) = graph(|_r| Resp::json(503, "{}").header("retry-after", "0")).await;
-    let e = read_all(&p, &format!("{}/v1.0/x", srv.url())).await.unwrap_err();
-    assert!(matches!(&e, GraphError::Request(m) if m.contains("gave up after 4")), "{e:?}");
+    let e = read_all(&p, &format!("{}/v1.0/x", srv.url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, GraphError::Request(m) if m.contains("gave up after 4")),
+        "{e:?}"
+    );
     assert_eq!(srv.count("/v1.0/x"), 4);
 }
 
@@ -139,8 +156,15 @@ fn retry_after_seconds_and_dates() {
     let mut h = HeaderMap::new();
     h.insert(RETRY_AFTER, "7".parse().unwrap());
     assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-    h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-    assert_eq!(retry_after(&h), Some(Duration::ZERO), "past date waits zero");
+    h.insert(
+        RETRY_AFTER,
+        "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+    );
+    assert_eq!(
+        retry_after(&h),
+        Some(Duration::ZERO),
+        "past date waits zero"
+    );
     h.insert(RETRY_AFTER, "soon".parse().unwrap());
     assert_eq!(retry_after(&h), None);
 }
@@ -155,17 +179,24 @@ async fn a_401_refreshes_the_token_once() {
         }
     })
     .await;
-    let (ids, _, _) = read_all(&p, &format!("{}/v1.0/x", srv.url())).await.unwrap();
+    let (ids, _, _) = read_all(&p, &format!("{}/v1.0/x", srv.url()))
+        .await
+        .unwrap();
     assert_eq!(ids, ["a"]);
     assert_eq!(srv.count("/contoso.example/oauth2"), 2);
 
     // Refused with the fresh token too: a refusal, not a loop.
     let (srv, p, _d) = graph(|_r| Resp::json(401, "{}")).await;
-    let e = read_all(&p, &format!("{}/v1.0/x", srv.url())).await.unwrap_err();
+    let e = read_all(&p, &format!("{}/v1.0/x", srv.url()))
+        .await
+        .unwrap_err();
     assert!(matches!(e, GraphError::Refused(_)), "{e:?}");
     assert_eq!(srv.count("/v1.0/x"), 2);
-    let (srv, p, _d) = graph(|_r| Resp::json(403, r#"{"error":{"code":"Authorization_RequestDenied"}}"#)).await;
-    let e = read_all(&p, &format!("{}/v1.0/x", srv.url())).await.unwrap_err();
+    let (srv, p, _d) =
+        graph(|_r| Resp::json(403, r#"{"error":{"code":"Authorization_RequestDenied"}}"#)).await;
+    let e = read_all(&p, &format!("{}/v1.0/x", srv.url()))
+        .await
+        .unwrap_err();
     assert!(matches!(e, GraphError::Refused(_)), "{e:?}");
 }
 
@@ -175,12 +206,17 @@ async fn expired_delta_tokens_ask_for_a_resync() {
         if r.uri.contains("gone") {
             Resp::json(410, "{}").header("location", "http://127.0.0.1:9/v1.0/users/delta")
         } else {
-            Resp::json(400, r#"{"error":{"code":"syncStateNotFound","message":"expired"}}"#)
+            Resp::json(
+                400,
+                r#"{"error":{"code":"syncStateNotFound","message":"expired"}}"#,
+            )
         }
     })
     .await;
     for path in ["gone", "state"] {
-        let e = read_all(&p, &format!("{}/v1.0/users/delta?{path}", srv.url())).await.unwrap_err();
+        let e = read_all(&p, &format!("{}/v1.0/users/delta?{path}", srv.url()))
+            .await
+            .unwrap_err();
         assert!(matches!(e, GraphError::DeltaExpired(_)), "{path}: {e:?}");
     }
 }
@@ -190,18 +226,35 @@ async fn a_malformed_page_fails_the_collection() {
     let n = Arc::new(AtomicUsize::new(0));
     let n2 = n.clone();
     let (srv, p, _d) = graph(move |r| {
-        let base = format!("http://{}", r.headers.get("host").unwrap().to_str().unwrap());
+        let base = format!(
+            "http://{}",
+            r.headers.get("host").unwrap().to_str().unwrap()
+        );
         match n2.fetch_add(1, Ordering::SeqCst) {
-            0 => Resp::json(200, format!(r#"{{"value":[{{"id":"a"}}],"@odata.nextLink":"{base}/v1.0/x?p=2"}}"#)),
+            0 => Resp::json(
+                200,
+                format!(r#"{{"value":[{{"id":"a"}}],"@odata.nextLink":"{base}/v1.0/x?p=2"}}"#),
+            ),
             _ => Resp::json(200, r#"{"value":[{"id":42}]}"#),
         }
     })
     .await;
-    let e = read_all(&p, &format!("{}/v1.0/x", srv.url())).await.unwrap_err();
-    assert!(matches!(&e, GraphError::Malformed(m) if m.contains("users")), "{e:?}");
-    for body in ["<html>", r#"{"value":{"id":"a"}}"#, r#"{"value":[{"no":"id"}]}"#] {
+    let e = read_all(&p, &format!("{}/v1.0/x", srv.url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, GraphError::Malformed(m) if m.contains("users")),
+        "{e:?}"
+    );
+    for body in [
+        "<html>",
+        r#"{"value":{"id":"a"}}"#,
+        r#"{"value":[{"no":"id"}]}"#,
+    ] {
         let (srv, p, _d) = graph(move |_r| Resp::json(200, body)).await;
-        let e = read_all(&p, &format!("{}/v1.0/x", srv.url())).await.unwrap_err();
+        let e = read_all(&p, &format!("{}/v1.0/x", srv.url()))
+            .await
+            .unwrap_err();
         assert!(matches!(e, GraphError::Malformed(_)), "{body}: {e:?}");
     }
 }
@@ -210,17 +263,36 @@ async fn a_malformed_page_fails_the_collection() {
 async fn links_to_other_hosts_and_self_loops_are_refused() {
     let (srv, p, _d) = graph(|r| {
         if r.uri == "/v1.0/a" {
-            Resp::json(200, r#"{"value":[],"@odata.nextLink":"https://evil.example/v1.0/b"}"#)
+            Resp::json(
+                200,
+                r#"{"value":[],"@odata.nextLink":"https://evil.example/v1.0/b"}"#,
+            )
         } else {
-            let base = format!("http://{}", r.headers.get("host").unwrap().to_str().unwrap());
-            Resp::json(200, format!(r#"{{"value":[],"@odata.nextLink":"{base}/v1.0/loop"}}"#))
+            let base = format!(
+                "http://{}",
+                r.headers.get("host").unwrap().to_str().unwrap()
+            );
+            Resp::json(
+                200,
+                format!(r#"{{"value":[],"@odata.nextLink":"{base}/v1.0/loop"}}"#),
+            )
         }
     })
     .await;
-    let e = read_all(&p, &format!("{}/v1.0/a", srv.url())).await.unwrap_err();
-    assert!(matches!(&e, GraphError::Malformed(m) if m.contains("never sent elsewhere")), "{e:?}");
-    let e = read_all(&p, &format!("{}/v1.0/loop", srv.url())).await.unwrap_err();
-    assert!(matches!(&e, GraphError::Malformed(m) if m.contains("itself")), "{e:?}");
+    let e = read_all(&p, &format!("{}/v1.0/a", srv.url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, GraphError::Malformed(m) if m.contains("never sent elsewhere")),
+        "{e:?}"
+    );
+    let e = read_all(&p, &format!("{}/v1.0/loop", srv.url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, GraphError::Malformed(m) if m.contains("itself")),
+        "{e:?}"
+    );
     assert_eq!(srv.count("/v1.0/b"), 0);
 }
 
@@ -232,5 +304,9 @@ async fn the_limiter_spaces_requests() {
     for _ in 0..3 {
         l.acquire().await;
     }
-    assert!(t.elapsed() >= Duration::from_millis(150), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        t.elapsed()
+    );
 }

@@ -62,7 +62,10 @@ impl Server {
 
     /// Requests whose path starts with `prefix`.
     pub fn count(&self, prefix: &str) -> usize {
-        self.requests().iter().filter(|r| r.uri.starts_with(prefix)).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.uri.starts_with(prefix))
+            .count()
     }
 }
 
@@ -88,7 +91,11 @@ pub async fn start(handler: Handler) -> Server {
                     let (h, log) = (h.clone(), log.clone());
                     async move {
                         let (parts, body) = req.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         let r = Req {
                             method: parts.method.to_string(),
                             uri: parts

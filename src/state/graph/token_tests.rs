@@ -25,7 +25,7 @@ pub(crate) fn cfg(login: &str, credential: GraphCredential) -> GraphConfig {
 }
 
 pub(crate) fn client() -> HttpsBodyClient {
-    crate::outbound::https_body_client(None, "test", Duration::from_secs(2)).unwrap()
+    crate::ops::outbound::https_body_client(None, "test", Duration::from_secs(2)).unwrap()
 }
 
 pub(crate) fn secret_file(dir: &std::path::Path, secret: &str) -> GraphCredential {
@@ -38,7 +38,9 @@ fn form(body: &str) -> Vec<(String, String)> {
     body.split('&')
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+            let v = percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned();
             (k.to_owned(), v)
         })
         .collect()
@@ -94,15 +96,22 @@ async fn concurrent_callers_share_one_fetch() {
     let n2 = n.clone();
     let srv = test_server::start(Arc::new(move |_r| {
         n2.fetch_add(1, Ordering::SeqCst);
-        Resp::json(200, r#"{"token_type":"bearer","expires_in":600,"access_token":"t"}"#)
+        Resp::json(
+            200,
+            r#"{"token_type":"bearer","expires_in":600,"access_token":"t"}"#,
+        )
     }))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let tp = Arc::new(TokenProvider::new(&cfg(&srv.url(), secret_file(dir.path(), "s")), client()).unwrap());
+    let tp = Arc::new(
+        TokenProvider::new(&cfg(&srv.url(), secret_file(dir.path(), "s")), client()).unwrap(),
+    );
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let tp = tp.clone();
-        tasks.push(tokio::spawn(async move { tp.bearer().await.map(|t| t.to_string()) }));
+        tasks.push(tokio::spawn(async move {
+            tp.bearer().await.map(|t| t.to_string())
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), "t");
@@ -117,11 +126,23 @@ async fn refused_credential_is_a_refusal_without_secrets() {
     }))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let tp = TokenProvider::new(&cfg(&srv.url(), secret_file(dir.path(), "wrong-secret")), client()).unwrap();
+    let tp = TokenProvider::new(
+        &cfg(&srv.url(), secret_file(dir.path(), "wrong-secret")),
+        client(),
+    )
+    .unwrap();
     let e = tp.bearer().await.unwrap_err();
-    let GraphError::Refused(msg) = &e else { panic!("{e:?}") };
-    assert!(msg.contains("invalid_client") && msg.contains("AADSTS7000215"), "{msg}");
-    assert!(!msg.contains("wrong-secret") && !msg.contains("Trace ID"), "{msg}");
+    let GraphError::Refused(msg) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        msg.contains("invalid_client") && msg.contains("AADSTS7000215"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("wrong-secret") && !msg.contains("Trace ID"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +156,8 @@ async fn malformed_token_answers_are_errors() {
     ] {
         let srv = test_server::start(Arc::new(move |_r| Resp::json(200, body))).await;
         let dir = tempfile::tempdir().unwrap();
-        let tp = TokenProvider::new(&cfg(&srv.url(), secret_file(dir.path(), "s")), client()).unwrap();
+        let tp =
+            TokenProvider::new(&cfg(&srv.url(), secret_file(dir.path(), "s")), client()).unwrap();
         assert!(
             matches!(tp.bearer().await, Err(GraphError::Malformed(_))),
             "accepted {body}"
@@ -180,7 +202,10 @@ pub(crate) fn cert_files(dir: &std::path::Path) -> (GraphCredential, rcgen::KeyP
 #[tokio::test]
 async fn certificate_assertion_is_ps256_with_x5t_s256_and_verifies() {
     let srv = test_server::start(Arc::new(|_r| {
-        Resp::json(200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t"}"#)
+        Resp::json(
+            200,
+            r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t"}"#,
+        )
     }))
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -205,7 +230,11 @@ async fn certificate_assertion_is_ps256_with_x5t_s256_and_verifies() {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
         assert_eq!(
             header.x5t_s256.as_deref(),
-            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest).as_str())
+            Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(digest)
+                    .as_str()
+            )
         );
         let aud = format!("{}/contoso.example/oauth2/v2.0/token", srv.url());
         let mut v = Validation::new(Algorithm::PS256);
@@ -216,23 +245,29 @@ async fn certificate_assertion_is_ps256_with_x5t_s256_and_verifies() {
         let data = jsonwebtoken::decode::<serde_json::Value>(jwt, &public, &v).unwrap();
         let claims = data.claims;
         assert_eq!(claims["sub"], c.client_id.as_str());
-        let (nbf, exp) = (claims["nbf"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
+        let (nbf, exp) = (
+            claims["nbf"].as_u64().unwrap(),
+            claims["exp"].as_u64().unwrap(),
+        );
         assert!(exp > nbf && exp - nbf <= 600, "lifetime {}", exp - nbf);
         jtis.push(claims["jti"].as_str().unwrap().to_owned());
     }
     assert_eq!(jtis.len(), 2);
     assert_ne!(jtis[0], jtis[1], "jti reused");
     // A signature by another key is refused by the same check (the test can fail).
-    let other = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+    let other = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
     let f = form(&reqs[0].body);
     let mut v = Validation::new(Algorithm::PS256);
     v.validate_aud = false;
-    assert!(jsonwebtoken::decode::<serde_json::Value>(
-        field(&f, "client_assertion").unwrap(),
-        &DecodingKey::from_rsa_der(&public_pkcs1(&other)),
-        &v
-    )
-    .is_err());
+    assert!(
+        jsonwebtoken::decode::<serde_json::Value>(
+            field(&f, "client_assertion").unwrap(),
+            &DecodingKey::from_rsa_der(&public_pkcs1(&other)),
+            &v
+        )
+        .is_err()
+    );
 }
 
 /// The PKCS#1 RSAPublicKey inside the key pair's SPKI (what `from_rsa_der` takes).
