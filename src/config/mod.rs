@@ -14,9 +14,11 @@ use ipnet::IpNet;
 
 pub mod duration;
 pub mod file;
+pub mod graph;
 pub mod path;
 pub mod validate;
 
+pub use graph::{GraphApp, GraphCloud, GraphConfig, GraphCredential};
 pub use validate::{ConfigError, DEMO_CONFIG, load, parse_str};
 
 /// The whole validated configuration.
@@ -254,6 +256,8 @@ pub enum PublishTarget {
     File(PathBuf),
     /// `to = "redis"`.
     Redis(RedisEndpoint),
+    /// `source = "graph"`: read from Microsoft Graph with the `[graph]` settings.
+    Graph(Box<GraphConfig>),
 }
 
 /// `[state]`.
@@ -266,6 +270,8 @@ pub struct StateConfig {
     pub max_staleness: Duration,
     /// default false.
     pub fail_open: bool,
+    /// `cache_dir` (graph source): last good snapshot and the noncompliant-since ledger.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Whether a route requires a bearer token.

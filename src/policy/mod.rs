@@ -36,6 +36,7 @@ pub use state::{
     StateCounts, User,
 };
 pub use state_batch::ChangeBatch;
+pub use state_load::{RawAppPolicy, RawDevice, RawRegistration, RawUser, StateBuilder};
 pub use values::Version;
 
 #[cfg(test)]

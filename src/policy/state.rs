@@ -322,9 +322,13 @@ impl PolicyState {
         self.base.group_ids.len() + self.overlay.as_deref().map_or(0, |o| o.group_ids.len())
     }
 
-    /// The app registration for user x app x device. `device = None` finds the
-    /// registration recorded without a device id; a token's device never falls back to
-    /// another device's (or a device-less) registration.
+    /// The app registration for user x app x device. A token's device finds that device's
+    /// registration; failing that (or without a device) the registration recorded without a
+    /// device id, which matches by user and app only (DESIGN.md: Graph v1.0 gives
+    /// registrations no device id). A token's device never falls back to another device's
+    /// registration. A source with several device-less registrations of one user and app
+    /// must merge them into one that passes only if every one does (the loader refuses
+    /// duplicates; the Graph connector merges).
     pub fn registration(
         &self,
         user: u32,
@@ -332,11 +336,15 @@ impl PolicyState {
         device: Option<&str>,
     ) -> Option<&AppRegistration> {
         let app = self.find(app, |b| &b.app_ids, |o| &o.app_ids)?;
-        let dev = match device {
-            Some(d) => self.find(d, |b| &b.device_ids, |o| &o.device_ids)?,
-            None => NO_DEVICE,
-        };
-        let key = (user, app, dev);
+        let exact = device
+            .and_then(|d| self.find(d, |b| &b.device_ids, |o| &o.device_ids))
+            .and_then(|dev| self.registration_at((user, app, dev)));
+        exact.or_else(|| self.registration_at((user, app, NO_DEVICE)))
+    }
+
+    /// A registration by interned key: the overlay (a tombstone hides the base's), then
+    /// the base.
+    fn registration_at(&self, key: (u32, u32, u32)) -> Option<&AppRegistration> {
         if let Some(o) = self.overlay.as_deref()
             && let Some(r) = o.registrations.get(&key)
         {

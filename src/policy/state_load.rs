@@ -12,8 +12,8 @@ use std::collections::hash_map::Entry;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use crate::config::Platform;
 
@@ -46,86 +46,86 @@ pub fn load(bytes: &[u8]) -> Result<PolicyState, String> {
     b.finish()
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct RawUser<'a> {
+pub struct RawUser<'a> {
     #[serde(borrow)]
-    pub(super) id: Cow<'a, str>,
-    pub(super) account_enabled: bool,
-    pub(super) licensed: bool,
+    pub id: Cow<'a, str>,
+    pub account_enabled: bool,
+    pub licensed: bool,
     #[serde(default, borrow)]
-    pub(super) groups: Vec<Cow<'a, str>>,
+    pub groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) revoke_sessions_after: Option<Cow<'a, str>>,
+    pub revoke_sessions_after: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct RawDevice<'a> {
+pub struct RawDevice<'a> {
     #[serde(borrow, rename = "azureADDeviceId")]
-    pub(super) device_id: Cow<'a, str>,
+    pub device_id: Cow<'a, str>,
     #[serde(borrow)]
-    pub(super) compliance_state: Cow<'a, str>,
+    pub compliance_state: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub(super) operating_system: Option<Cow<'a, str>>,
+    pub operating_system: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) os_version: Option<Cow<'a, str>>,
+    pub os_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) noncompliant_since: Option<Cow<'a, str>>,
+    pub noncompliant_since: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) remediation: Option<Cow<'a, str>>,
+    pub remediation: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct RawAppPolicy<'a> {
+pub struct RawAppPolicy<'a> {
     #[serde(borrow)]
-    pub(super) id: Cow<'a, str>,
+    pub id: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub(super) display_name: Option<Cow<'a, str>>,
+    pub display_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    pub(super) platform: Cow<'a, str>,
+    pub platform: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub(super) apps: Vec<Cow<'a, str>>,
+    pub apps: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) include_groups: Vec<Cow<'a, str>>,
+    pub include_groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) exclude_groups: Vec<Cow<'a, str>>,
+    pub exclude_groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) period_offline_before_access_check: Option<Cow<'a, str>>,
+    pub period_offline_before_access_check: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub(super) pin_required: bool,
+    pub pin_required: bool,
     #[serde(default, borrow)]
-    pub(super) minimum_required_os_version: Option<Cow<'a, str>>,
+    pub minimum_required_os_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) minimum_required_app_version: Option<Cow<'a, str>>,
+    pub minimum_required_app_version: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct RawRegistration<'a> {
+pub struct RawRegistration<'a> {
     #[serde(borrow)]
-    pub(super) user_id: Cow<'a, str>,
+    pub user_id: Cow<'a, str>,
     #[serde(borrow)]
-    pub(super) app_id: Cow<'a, str>,
+    pub app_id: Cow<'a, str>,
     #[serde(default, borrow, rename = "azureADDeviceId")]
-    pub(super) device_id: Option<Cow<'a, str>>,
+    pub device_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) platform: Option<Cow<'a, str>>,
+    pub platform: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) application_version: Option<Cow<'a, str>>,
+    pub application_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) platform_version: Option<Cow<'a, str>>,
+    pub platform_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) flagged_reasons: Vec<Cow<'a, str>>,
+    pub flagged_reasons: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) last_sync_date_time: Option<Cow<'a, str>>,
+    pub last_sync_date_time: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    pub(super) compliance_state: Cow<'a, str>,
+    pub compliance_state: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub(super) noncompliant_since: Option<Cow<'a, str>>,
+    pub noncompliant_since: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub(super) remediation: Option<Cow<'a, str>>,
+    pub remediation: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -202,7 +202,7 @@ fn nonempty(field: &str, s: &str) -> Result<(), String> {
 }
 
 impl Builder {
-    fn add_user(&mut self, i: usize, r: RawUser<'_>) -> Result<(), String> {
+    fn add_user(&mut self, i: usize, r: &RawUser<'_>) -> Result<(), String> {
         let at = |m: String| format!("users[{i}] (id {}): {m}", r.id);
         nonempty("id", &r.id).map_err(at)?;
         let idx = intern(&mut self.s.user_ids, &r.id);
@@ -227,7 +227,7 @@ impl Builder {
         Ok(())
     }
 
-    fn add_device(&mut self, i: usize, r: RawDevice<'_>) -> Result<(), String> {
+    fn add_device(&mut self, i: usize, r: &RawDevice<'_>) -> Result<(), String> {
         let at = |m: String| format!("devices[{i}] (azureADDeviceId {}): {m}", r.device_id);
         nonempty("azureADDeviceId", &r.device_id).map_err(at)?;
         let device = device_record(&r).map_err(at)?;
@@ -240,7 +240,7 @@ impl Builder {
         Ok(())
     }
 
-    fn add_app_policy(&mut self, i: usize, r: RawAppPolicy<'_>) -> Result<(), String> {
+    fn add_app_policy(&mut self, i: usize, r: &RawAppPolicy<'_>) -> Result<(), String> {
         let at = |m: String| format!("appProtectionPolicies[{i}] (id {}): {m}", r.id);
         nonempty("id", &r.id).map_err(at)?;
         if self.s.app_policies.iter().any(|p| *p.id == *r.id) {
@@ -254,7 +254,7 @@ impl Builder {
         Ok(())
     }
 
-    fn add_registration(&mut self, i: usize, r: RawRegistration<'_>) -> Result<(), String> {
+    fn add_registration(&mut self, i: usize, r: &RawRegistration<'_>) -> Result<(), String> {
         let dev = r.device_id.as_deref().filter(|d| !d.is_empty());
         let label = format!(
             "userId {}, appId {}, azureADDeviceId {}",
@@ -399,6 +399,43 @@ pub(super) fn app_policy_record(
         )?,
     };
     Ok(policy)
+/// Builds a [`PolicyState`] record by record with the same checks as [`load`], for
+/// sources that already hold typed records (the Microsoft Graph connector): no JSON
+/// document of the whole state is ever made. Errors name the record as `load` does.
+#[derive(Default)]
+pub struct StateBuilder {
+    b: Builder,
+    n: [usize; 4],
+}
+
+impl StateBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn user(&mut self, r: &RawUser<'_>) -> Result<(), String> {
+        self.n[0] += 1;
+        self.b.add_user(self.n[0] - 1, r)
+    }
+
+    pub fn device(&mut self, r: &RawDevice<'_>) -> Result<(), String> {
+        self.n[1] += 1;
+        self.b.add_device(self.n[1] - 1, r)
+    }
+
+    pub fn app_policy(&mut self, r: &RawAppPolicy<'_>) -> Result<(), String> {
+        self.n[2] += 1;
+        self.b.add_app_policy(self.n[2] - 1, r)
+    }
+
+    pub fn registration(&mut self, r: &RawRegistration<'_>) -> Result<(), String> {
+        self.n[3] += 1;
+        self.b.add_registration(self.n[3] - 1, r)
+    }
+
+    pub fn finish(self) -> Result<PolicyState, String> {
+        self.b.finish()
+    }
 }
 
 fn grow<T>(v: &mut Vec<Option<T>>, idx: u32) {
@@ -423,28 +460,28 @@ trait Record<'de>: Deserialize<'de> {
 impl<'de: 'a, 'a> Record<'de> for RawUser<'a> {
     const ARRAY: &'static str = "users";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_user(i, self)
+        b.add_user(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawDevice<'a> {
     const ARRAY: &'static str = "devices";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_device(i, self)
+        b.add_device(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawAppPolicy<'a> {
     const ARRAY: &'static str = "appProtectionPolicies";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_app_policy(i, self)
+        b.add_app_policy(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawRegistration<'a> {
     const ARRAY: &'static str = "appRegistrations";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_registration(i, self)
+        b.add_registration(i, &self)
     }
 }
 

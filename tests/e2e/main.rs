@@ -9,8 +9,14 @@
 //! - `fleet`: `accessgate sync` and gateways following Redis (needs `redis-server`).
 //! - `client_compat`: real client libraries (azure-core in Python, MSAL.NET's parser).
 //! - `policy_props`, `robustness`: property tests of everything that faces the internet.
+//! - `graph_double_selftest`: the Microsoft Graph double (`tests/graph_double/`) checks itself.
+//! - `graph_e2e`: `[state] source = "graph"` against that double, through the gateway.
 
 mod support;
+
+// The Graph double lives outside e2e so that benches can include it too.
+#[path = "../graph_double/mod.rs"]
+mod graph_double;
 
 mod authn_accept;
 mod authn_e2e;
@@ -22,6 +28,8 @@ mod decisions_grants;
 mod decisions_lifecycle;
 mod demo;
 mod fleet;
+mod graph_double_selftest;
+mod graph_e2e;
 mod layout;
 mod ops;
 mod policy_props;

@@ -11,6 +11,7 @@ use super::{AuthMode, Config};
 
 mod ctx;
 mod fleet;
+mod graph;
 mod issuers;
 mod net;
 mod policies;
@@ -95,7 +96,7 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
     let admin = sections::admin(ctx, file.admin.as_ref(), listen.address);
     let issuers = issuers::issuers(ctx, &file.issuers);
     let tokens = sections::tokens(ctx, file.tokens.as_ref());
-    let state = sections::state(ctx, file.state.as_ref());
+    let mut state = sections::state(ctx, file.state.as_ref());
     let publish = fleet::publish(ctx, file.publish.as_ref());
     // `accessgate sync` (a config with [publish]) routes nothing; a gateway needs routes.
     let routes = if file.publish.is_some() && file.routes.is_empty() {
@@ -111,6 +112,7 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
     };
     let policies = policies::policies(ctx, &file.policies, &known);
     let log = sections::log(ctx, file.log.as_ref());
+    graph::apply(ctx, file, &mut state, &policies);
 
     // A route that requires a token with no issuer to verify it would refuse everything:
     // name the first such route so the operator sees which one.

@@ -220,6 +220,7 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
         File,
         Http,
         Redis,
+        Graph,
     }
     let f = file.map(Spanned::get_ref);
     let kind = ctx.keyword(
@@ -229,6 +230,7 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
             ("file", Kind::File),
             ("http", Kind::Http),
             ("redis", Kind::Redis),
+            ("graph", Kind::Graph),
         ],
         Kind::File,
     );
@@ -306,18 +308,49 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
                 None => StateSource::File(ctx.resolve("state.json".as_ref())),
             }
         }
+        Kind::Graph => {
+            for (v, key) in [(path, "state.path"), (url, "state.url"), (ca, "state.ca")] {
+                if let Some(v) = v {
+                    ctx.error(v, key, "not used with source = \"graph\" (see [graph])");
+                }
+            }
+            // Filled in from [graph] once the policies (whose groups it resolves) are built.
+            StateSource::Graph(Box::new(super::graph::placeholder()))
+        }
+    };
+    let cache_dir = match (f.and_then(|f| f.cache_dir.as_ref()), kind, file) {
+        (Some(v), Kind::Graph, _) => ctx.path(v, "state.cache_dir"),
+        (Some(v), _, _) => {
+            ctx.error(v, "state.cache_dir", "only with source = \"graph\"");
+            None
+        }
+        (None, Kind::Graph, Some(table)) => {
+            ctx.error(
+                table,
+                "state.cache_dir",
+                "missing (required with source = \"graph\": it keeps when each record turned noncompliant across restarts)",
+            );
+            None
+        }
+        (None, _, _) => None,
+    };
+    // Graph rounds re-read every Intune collection in full: a 10s default would spend
+    // Intune's per-app request budget for nothing (DESIGN.md: 60s, 15m).
+    let (refresh_default, staleness_default) = match kind {
+        Kind::Graph => (MINUTE, 15 * MINUTE),
+        Kind::File | Kind::Http | Kind::Redis => (10 * SECOND, 5 * MINUTE),
     };
     let refresh = ctx.duration(
         f.and_then(|f| f.refresh.as_ref()),
         "state.refresh",
-        10 * SECOND,
+        refresh_default,
         Zero::Refused,
     );
     let staleness_value = f.and_then(|f| f.max_staleness.as_ref());
     let max_staleness = ctx.duration(
         staleness_value,
         "state.max_staleness",
-        5 * MINUTE,
+        staleness_default,
         Zero::Refused,
     );
     if max_staleness < refresh {
@@ -338,6 +371,7 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
         fail_open: f
             .and_then(|f| f.fail_open.as_ref())
             .is_some_and(|v| *v.get_ref()),
+        cache_dir,
     }
 }
 

@@ -88,6 +88,13 @@ impl Config {
             StateSource::Redis(r) => {
                 format!("redis {} (prefix {})", r.redacted_url(), r.key_prefix)
             }
+            StateSource::Graph(g) => format!(
+                "graph tenant {} via {} ({} groups named, {} apps mapped)",
+                g.tenant_id,
+                g.graph_url,
+                g.groups.len(),
+                g.apps.len()
+            ),
         };
         let _ = write!(
             out,
