@@ -35,6 +35,8 @@ pub fn run(config: &Config) -> Result<String, Vec<String>> {
             summary.push_str(&format!(
                 "\nstate: Redis {} (followed at start; not checked offline)",
                 r.redacted_url()
+            ));
+        }
         StateSource::Graph(g) => {
             if let Err(e) = crate::state::graph::check_credential(g) {
                 errors.push(format!("graph: {e}"));

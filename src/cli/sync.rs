@@ -1,5 +1,5 @@
 //! `accessgate sync --config FILE`: the state connector without the proxy. Each good
-//! round of its `[state]` source is published to `[publish]`: a `state.json` replaced
+//! round of its `[state]` source (Graph, a file or a URL) is published to `[publish]`: a `state.json` replaced
 //! atomically, or Redis for a fleet of gateways (docs/fleet.md).
 //!
 //! With Redis, several `sync` processes may run: a lease decides which one publishes; the
@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Config, PublishTarget, RedisEndpoint, StateSource};
-use crate::policy::PolicyState;
+use crate::policy::{PolicyState, RawAppPolicy, RawDevice, RawRegistration, RawUser};
+use crate::state::graph::{GraphSource, Mapped, RetryPolicy};
 use crate::state::publish::diff::{Records, diff};
 use crate::state::publish::{
     LeaseState, PublishError, RedisPublisher, random_id, release_lease, run_lease,
@@ -43,6 +44,17 @@ pub async fn run(config: &Config, stop: impl Future<Output = ()>) -> Result<(), 
                 .await
                 .map_err(|e| format!("state http client: {e}"))??
         }
+        StateSource::Graph(g) => {
+            let (g, dir) = (g.clone(), config.state.cache_dir.clone());
+            // Reads the credential and the ledger: keep it off the runtime threads.
+            let built = tokio::task::spawn_blocking(move || {
+                GraphSource::new(&g, dir.as_deref(), None, RetryPolicy::default())
+            })
+            .await
+            .map_err(|e| format!("graph source: {e}"))?
+            .map_err(|e| e.to_string())?;
+            Source::Graph(Box::new(built))
+        }
         StateSource::Redis(_) => {
             return Err(
                 "[state] source = \"redis\" is what gateways follow; accessgate sync reads a file, a URL or Graph"
@@ -53,6 +65,7 @@ pub async fn run(config: &Config, stop: impl Future<Output = ()>) -> Result<(), 
     let input = Input {
         src: source,
         latest: None,
+        graph_round: None,
     };
     let refresh = config.state.refresh;
     match target {
@@ -64,6 +77,27 @@ pub async fn run(config: &Config, stop: impl Future<Output = ()>) -> Result<(), 
 struct Input {
     src: Source,
     latest: Option<Arc<Records>>,
+    /// The Graph round `latest` was made from (Graph hands over built states).
+    graph_round: Option<Arc<Mapped>>,
+}
+
+/// A Graph round's records as a `state.json` document (what gateways load and diff).
+fn graph_doc(m: &Mapped) -> Result<Vec<u8>, String> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Doc<'a> {
+        users: Vec<&'a RawUser<'static>>,
+        devices: Vec<&'a RawDevice<'static>>,
+        app_protection_policies: Vec<&'a RawAppPolicy<'static>>,
+        app_registrations: Vec<&'a RawRegistration<'static>>,
+    }
+    serde_json::to_vec(&Doc {
+        users: m.users.values().collect(),
+        devices: m.devices.values().collect(),
+        app_protection_policies: m.app_policies.values().collect(),
+        app_registrations: m.registrations.values().collect(),
+    })
+    .map_err(|e| format!("graph records: {e}"))
 }
 
 impl Input {
@@ -72,6 +106,39 @@ impl Input {
     async fn round(&mut self) -> Result<bool, String> {
         match self.src.fetch(self.latest.is_some()).await? {
             Fetched::Unchanged => Ok(false),
+            Fetched::State { .. } => {
+                let Source::Graph(g) = &self.src else {
+                    return Err("a built state from a source that is not Graph".into());
+                };
+                // Before its first round the connector serves its cached snapshot (no
+                // records): run the round now rather than publish a stand-in.
+                let mapped = match g.last().await {
+                    Some(m) => m,
+                    None => match self.src.fetch(true).await? {
+                        Fetched::State { .. } => g
+                            .last()
+                            .await
+                            .ok_or("the Graph round produced no records")?,
+                        _ => return Ok(false),
+                    },
+                };
+                if self
+                    .graph_round
+                    .as_ref()
+                    .is_some_and(|m| Arc::ptr_eq(m, &mapped))
+                {
+                    return Ok(false);
+                }
+                let m = mapped.clone();
+                let records = tokio::task::spawn_blocking(move || {
+                    graph_doc(&m).and_then(|doc| Records::index(bytes::Bytes::from(doc)))
+                })
+                .await
+                .map_err(|e| format!("graph records: {e}"))??;
+                self.graph_round = Some(mapped);
+                self.latest = Some(Arc::new(records));
+                Ok(true)
+            }
             Fetched::New { bytes, version } => {
                 let origin = self.src.origin().to_owned();
                 let indexed = tokio::task::spawn_blocking(move || {

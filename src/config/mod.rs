@@ -222,6 +222,8 @@ pub enum StateSource {
     Http { url: String, ca: Option<PathBuf> },
     /// `source = "redis"`: follow what `accessgate sync` publishes (docs/fleet.md).
     Redis(RedisEndpoint),
+    /// `source = "graph"`: read from Microsoft Graph with the `[graph]` settings.
+    Graph(Box<GraphConfig>),
 }
 
 /// A Redis server and the keys under which the fleet's state lives.
@@ -256,8 +258,6 @@ pub enum PublishTarget {
     File(PathBuf),
     /// `to = "redis"`.
     Redis(RedisEndpoint),
-    /// `source = "graph"`: read from Microsoft Graph with the `[graph]` settings.
-    Graph(Box<GraphConfig>),
 }
 
 /// `[state]`.

@@ -230,7 +230,7 @@ impl Builder {
     fn add_device(&mut self, i: usize, r: &RawDevice<'_>) -> Result<(), String> {
         let at = |m: String| format!("devices[{i}] (azureADDeviceId {}): {m}", r.device_id);
         nonempty("azureADDeviceId", &r.device_id).map_err(at)?;
-        let device = device_record(&r).map_err(at)?;
+        let device = device_record(r).map_err(at)?;
         let idx = intern(&mut self.s.device_ids, &r.device_id);
         grow(&mut self.s.devices, idx);
         if self.s.devices[idx as usize].is_some() {
@@ -249,7 +249,7 @@ impl Builder {
         let apps = interned(&mut self.s.app_ids, &r.apps);
         let include = interned(&mut self.s.group_ids, &r.include_groups);
         let exclude = interned(&mut self.s.group_ids, &r.exclude_groups);
-        let policy = app_policy_record(&r, apps, include, exclude).map_err(at)?;
+        let policy = app_policy_record(r, apps, include, exclude).map_err(at)?;
         self.s.app_policies.push(policy);
         Ok(())
     }
@@ -265,7 +265,7 @@ impl Builder {
         let at = |m: String| format!("appRegistrations[{i}] ({label}): {m}");
         nonempty("userId", &r.user_id).map_err(at)?;
         nonempty("appId", &r.app_id).map_err(at)?;
-        let reg = registration_record(&r).map_err(at)?;
+        let reg = registration_record(r).map_err(at)?;
         let user = intern(&mut self.s.user_ids, &r.user_id);
         grow(&mut self.s.users, user);
         let app = intern(&mut self.s.app_ids, &r.app_id);
@@ -399,6 +399,8 @@ pub(super) fn app_policy_record(
         )?,
     };
     Ok(policy)
+}
+
 /// Builds a [`PolicyState`] record by record with the same checks as [`load`], for
 /// sources that already hold typed records (the Microsoft Graph connector): no JSON
 /// document of the whole state is ever made. Errors name the record as `load` does.
