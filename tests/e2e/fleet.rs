@@ -4,7 +4,7 @@
 //! skips loudly elsewhere (fleet/redis_server.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod redis_server;
+pub(crate) mod redis_server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,9 +17,9 @@ use accessgate::state::{Freshness, StateStore};
 use redis_server::{Partition, RedisServer};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
-fn state(device: &str, enabled: bool) -> Value {
+pub(crate) fn state(device: &str, enabled: bool) -> Value {
     json!({
         "users": [{"id": "u-1", "accountEnabled": enabled, "licensed": true, "groups": []}],
         "devices": [{"azureADDeviceId": "dev-1", "complianceState": device,
@@ -30,7 +30,7 @@ fn state(device: &str, enabled: bool) -> Value {
     })
 }
 
-fn write_atomically(path: &std::path::Path, v: &Value) {
+pub(crate) fn write_atomically(path: &std::path::Path, v: &Value) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_vec(v).unwrap()).unwrap();
     std::fs::rename(&tmp, path).unwrap();
@@ -538,102 +538,4 @@ async fn a_malformed_record_is_an_error_that_loses_nothing() {
         eventually(WAIT, || device_compliant(&store) == Some(false)).await,
         "the gateway did not recover from malformed entries"
     );
-}
-
-/// The TOML under `key: |` in a manifest, with the Redis password file pointed at `pw`.
-fn manifest_toml(file: &str, key: &str, pw: &std::path::Path) -> String {
-    let yaml = std::fs::read_to_string(format!(
-        "{}/deploy/kubernetes/fleet/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let start = yaml.find(&format!("{key}: |")).expect("configmap key");
-    yaml[start..]
-        .lines()
-        .skip(1)
-        .take_while(|l| l.is_empty() || l.starts_with("    "))
-        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
-        .collect::<String>()
-        .replace("/run/secrets/redis/password", &pw.display().to_string())
-}
-
-#[test]
-fn the_fleet_manifests_hold_valid_configs() {
-    let dir = tempfile::tempdir().unwrap();
-    let pw = dir.path().join("password");
-    std::fs::write(&pw, "key\n").unwrap();
-    let gw = manifest_toml("gateway-config.yaml", "accessgate.toml", &pw);
-    let c = accessgate::config::parse_str(&gw, &dir.path().join("accessgate.toml"))
-        .unwrap_or_else(|e| panic!("{e}\n{gw}"));
-    assert!(
-        matches!(&c.state.source, accessgate::config::StateSource::Redis(r) if r.url.starts_with("rediss://"))
-    );
-    let sync = manifest_toml("sync.yaml", "sync.toml", &pw);
-    let c = accessgate::config::parse_str(&sync, &dir.path().join("sync.toml"))
-        .unwrap_or_else(|e| panic!("{e}\n{sync}"));
-    assert!(matches!(
-        c.publish,
-        Some(accessgate::config::PublishTarget::Redis(_))
-    ));
-}
-
-#[tokio::test]
-async fn sync_to_a_file_replaces_it_whole_and_a_bad_round_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("state.json");
-    let out = dir.path().join("out").join("published.json");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    write_atomically(&src, &state("compliant", true));
-    let text = format!(
-        "[state]\nsource = \"file\"\npath = \"{}\"\nrefresh = \"100ms\"\n\n[publish]\nto = \"file\"\npath = \"{}\"\n",
-        src.display(),
-        out.display()
-    );
-    let config = accessgate::config::parse_str(&text, &dir.path().join("sync.toml")).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        accessgate::cli::sync::run(&config, async {
-            let _ = rx.await;
-        })
-        .await
-    });
-    let read = |p: &std::path::Path| -> Option<Value> {
-        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
-    };
-    assert!(eventually(WAIT, || read(&out) == Some(state("compliant", true))).await);
-    write_atomically(&src, &state("noncompliant", false));
-    assert!(eventually(WAIT, || read(&out) == Some(state("noncompliant", false))).await);
-    // A round that does not validate publishes nothing.
-    std::fs::write(
-        &src,
-        br#"{"devices": [{"azureADDeviceId": "d", "complianceState": "bogus"}]}"#,
-    )
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(read(&out), Some(state("noncompliant", false)));
-    // Nothing written aside is left behind.
-    let names: Vec<String> = std::fs::read_dir(out.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, vec!["published.json".to_owned()]);
-    let _ = tx.send(());
-    assert_eq!(task.await.unwrap(), Ok(()));
-}
-
-#[tokio::test]
-async fn sync_refuses_to_start_without_publish_or_on_a_redis_source() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = "[state]\nsource = \"file\"\npath = \"s.json\"\n\n[[routes]]\nname = \"r\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"none\"\n\n[listen]\ntls_cert = \"c\"\ntls_key = \"k\"\n";
-    let config = accessgate::config::parse_str(text, &dir.path().join("a.toml")).unwrap();
-    let e = accessgate::cli::sync::run(&config, async {})
-        .await
-        .unwrap_err();
-    assert!(e.contains("[publish] is missing"), "{e}");
-    let text = "[state]\nsource = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n\n[publish]\nto = \"file\"\npath = \"o.json\"\n";
-    let config = accessgate::config::parse_str(text, &dir.path().join("b.toml")).unwrap();
-    let e = accessgate::cli::sync::run(&config, async {})
-        .await
-        .unwrap_err();
-    assert!(e.contains("what gateways follow"), "{e}");
 }

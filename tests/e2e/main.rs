@@ -28,6 +28,8 @@ mod decisions_grants;
 mod decisions_lifecycle;
 mod demo;
 mod fleet;
+mod fleet_graph;
+mod fleet_sync;
 mod graph_double_selftest;
 mod graph_e2e;
 mod layout;
