@@ -6,6 +6,11 @@
 //! - state load: 1M devices + 1M app registrations (+100k users) generated in memory, then
 //!   parsed, validated and indexed once; prints the time and resident memory (VmRSS).
 //!   Skipped when `ACCESSGATE_BENCH_SKIP_LOAD` is set.
+//! - `eval-overlay/100`: as `eval/100` on a state that had a 100-record change batch
+//!   applied (lookups consult the overlay first).
+//! - batch apply (with the state load): a 100-record change batch (devices, users,
+//!   registrations) applied to the 1M-device state, timed per batch (p50 / p99 / max), on a
+//!   fresh overlay and on one grown to the compaction threshold; then one compaction.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -16,7 +21,7 @@ use accessgate::authn::Principal;
 use accessgate::config::{
     Grant, GrantControl, GrantOperator, Locations, PolicyConfig, PolicyMode, Remediation, Selector,
 };
-use accessgate::policy::{EvalInput, PolicySet, PolicyState, evaluate};
+use accessgate::policy::{ChangeBatch, EvalInput, PolicySet, PolicyState, evaluate};
 use criterion::{BenchmarkId, Criterion};
 
 const APP: &str = "0c1307d4-29d6-4389-a11c-5cbe7f65d7fa";
@@ -111,6 +116,149 @@ fn bench_eval(c: &mut Criterion) {
         });
     }
     g.finish();
+    // The same request on a state that took a 100-record batch, the user's device among them.
+    let mut devices: Vec<serde_json::Value> = (0..99)
+        .map(|i| {
+            serde_json::json!({"azureADDeviceId": format!("{i:08x}-eeee-4eee-8eee-eeeeeeeeeeee"),
+            "complianceState": "compliant", "operatingSystem": "iOS", "osVersion": "17.4"})
+        })
+        .collect();
+    devices.push(
+        serde_json::json!({"azureADDeviceId": "d1111111-1111-4111-8111-111111111111",
+        "complianceState": "compliant", "operatingSystem": "iOS", "osVersion": "17.5"}),
+    );
+    let batch = ChangeBatch::from_json(
+        serde_json::json!({"devices": devices})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let changed = state.apply(&batch).unwrap_or_else(|e| panic!("{e}"));
+    let set = PolicySet::from_parts(&policies(100), &[APP.to_owned()], &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let input = EvalInput {
+        resource: "corp-api",
+        principal: &principal,
+        client_ip: IpAddr::from([192, 0, 2, 1]),
+        now: NOW,
+    };
+    assert!(evaluate(&set, Some(&changed), &input).decision.is_allow());
+    let mut g = c.benchmark_group("eval-overlay");
+    g.bench_function("100", |b| {
+        b.iter(|| black_box(evaluate(&set, Some(&changed), black_box(&input))))
+    });
+    g.finish();
+}
+
+/// A 100-record batch against the big state: 60 devices (every 6th turning noncompliant),
+/// 20 users (one in a group the state never saw), 20 registrations; ids drawn by `seed`.
+fn batch_100(seed: usize) -> ChangeBatch {
+    let mut s = String::from("{\"devices\":[");
+    for i in 0..60 {
+        let d = (seed * 7919 + i * 104_729) % 1_000_000;
+        if i > 0 {
+            s.push(',');
+        }
+        let c = if i % 6 == 0 {
+            "noncompliant"
+        } else {
+            "compliant"
+        };
+        let _ = write!(
+            s,
+            "{{\"azureADDeviceId\":\"{d:08x}-dddd-4ddd-8ddd-dddddddddddd\",\"complianceState\":\"{c}\",\"operatingSystem\":\"iOS\",\"osVersion\":\"17.5\",\"noncompliantSince\":{}}}",
+            if c == "noncompliant" {
+                "\"2026-12-01T09:00:00Z\""
+            } else {
+                "null"
+            }
+        );
+    }
+    s.push_str("],\"users\":[");
+    for i in 0..20 {
+        let u = (seed * 31 + i * 4_999) % 100_000;
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"id\":\"{u:08x}-1111-4111-8111-111111111111\",\"accountEnabled\":{},\"licensed\":true,\"groups\":[\"{}\",\"{}\",\"new-group-{seed}\"]}}",
+            i % 5 != 0,
+            group(u % 1000),
+            group(1000 + u % 5)
+        );
+    }
+    s.push_str("],\"appRegistrations\":[");
+    for i in 0..20 {
+        let r = (seed * 13 + i * 49_999) % 1_000_000;
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"userId\":\"{:08x}-1111-4111-8111-111111111111\",\"appId\":\"{:08x}-aaaa-4aaa-8aaa-aaaaaaaaaaaa\",\"azureADDeviceId\":\"{r:08x}-dddd-4ddd-8ddd-dddddddddddd\",\"platform\":\"ios\",\"applicationVersion\":\"5.3.0\",\"flaggedReasons\":[],\"lastSyncDateTime\":\"2026-12-01T09:00:00Z\",\"complianceState\":\"compliant\"}}",
+            r % 100_000,
+            r % 10
+        );
+    }
+    s.push_str("]}");
+    ChangeBatch::from_json(s.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn percentiles(mut v: Vec<Duration>) -> String {
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    format!(
+        "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {}",
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        at(1.0).as_secs_f64() * 1e3,
+        v.len()
+    )
+}
+
+/// Batch apply on the 1M-device state (single-threaded: wall time is its CPU time).
+fn batch_apply(state: &PolicyState) {
+    let batches: Vec<ChangeBatch> = (0..200).map(batch_100).collect();
+    // Fresh overlay: each batch applied to the loaded state.
+    let fresh: Vec<Duration> = batches
+        .iter()
+        .map(|b| {
+            let t = Instant::now();
+            black_box(state.apply(b).unwrap_or_else(|e| panic!("{e}")));
+            t.elapsed()
+        })
+        .collect();
+    println!(
+        "batch apply (100 records, 1M devices, fresh overlay): {}",
+        percentiles(fresh)
+    );
+    // Chained: the overlay grows batch after batch up to the compaction threshold.
+    let mut cur = state.apply(&batches[0]).unwrap_or_else(|e| panic!("{e}"));
+    let mut chained = Vec::new();
+    let mut i = 1;
+    while cur.overlay_records() < accessgate::policy::state_overlay::COMPACT_AFTER {
+        let b = &batches[i % batches.len()];
+        let t = Instant::now();
+        cur = cur.apply(b).unwrap_or_else(|e| panic!("{e}"));
+        chained.push(t.elapsed());
+        i += 1;
+        if i > 2_000 {
+            break;
+        }
+    }
+    println!(
+        "batch apply (100 records, 1M devices, overlay grown to {} records): {}",
+        cur.overlay_records(),
+        percentiles(chained)
+    );
+    let t = Instant::now();
+    let compacted = cur.compacted();
+    println!(
+        "compaction (off the request path) of that overlay into the 1M-device base: {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    black_box(&compacted);
 }
 
 fn vm(field: &str) -> u64 {
@@ -222,6 +370,7 @@ fn state_load() {
         mb(vm("VmHWM:"))
     );
     black_box(&state);
+    batch_apply(&state);
 }
 
 fn main() {

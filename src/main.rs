@@ -83,6 +83,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// The state connector alone: read `[state]`, publish each good round to `[publish]`
+    /// (a state.json replaced atomically, or Redis for a fleet; docs/fleet.md).
+    Sync,
     /// Exit 0 when the admin /readyz answers ready (container health checks).
     Healthcheck {
         /// Admin address to probe (default: `[admin] address` of the config).
@@ -122,5 +125,6 @@ fn main() -> ExitCode {
             accessgate::cli::eval::test_policies(&cli.config, &cases, state.as_deref())
         }
         Command::Healthcheck { address } => commands::healthcheck(&cli.config, address),
+        Command::Sync => commands::sync(&cli.config),
     }
 }

@@ -188,6 +188,53 @@ pub fn run(path: &Path) -> ExitCode {
     })
 }
 
+/// `accessgate sync`: the state connector alone, until SIGTERM or Ctrl-C.
+pub fn sync(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::ops::telemetry::init(&config.log.level);
+    let rt = match crate::cli::runtime::build(config.runtime.worker_threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let stop = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        };
+        match crate::cli::sync::run(&config, stop).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "sync cannot start");
+                eprintln!("sync cannot start: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
 pub fn check(path: &Path) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,

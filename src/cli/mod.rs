@@ -8,6 +8,7 @@
 //! - [`demo`] and [`demo_scenarios`]: `accessgate demo` and its echo upstream.
 //! - [`devcerts`]: `accessgate dev-certs` (DEV ONLY material).
 //! - [`runtime`]: the tokio runtime sized from the config.
+//! - [`sync`]: `accessgate sync`, the state connector publishing to a file or Redis.
 
 pub mod check;
 pub mod commands;
@@ -16,4 +17,5 @@ pub mod demo_scenarios;
 pub mod devcerts;
 pub mod eval;
 pub mod runtime;
+pub mod sync;
 pub mod whatif;

@@ -26,12 +26,14 @@ pub struct FileConfig {
     pub issuers: Vec<Spanned<IssuerFile>>,
     pub tokens: Option<Spanned<TokensFile>>,
     pub state: Option<Spanned<StateFile>>,
+    pub publish: Option<Spanned<PublishFile>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RouteFile>>,
     #[serde(default)]
     pub policies: Vec<Spanned<PolicyFile>>,
     pub approved_apps: Option<Spanned<ApprovedAppsFile>>,
     pub log: Option<Spanned<LogFile>>,
+    pub graph: Option<Spanned<super::graph::GraphFile>>,
 }
 
 /// `[listen]`.
@@ -110,9 +112,23 @@ pub struct StateFile {
     pub path: Option<Str>,
     pub url: Option<Str>,
     pub ca: Option<Str>,
+    pub key_prefix: Option<Str>,
+    pub password_file: Option<Str>,
     pub refresh: Option<Str>,
     pub max_staleness: Option<Str>,
     pub fail_open: Option<Spanned<bool>>,
+    pub cache_dir: Option<Str>,
+}
+
+/// `[publish]` (`accessgate sync`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishFile {
+    pub to: Option<Str>,
+    pub path: Option<Str>,
+    pub url: Option<Str>,
+    pub key_prefix: Option<Str>,
+    pub password_file: Option<Str>,
 }
 
 /// `[[routes]]`.

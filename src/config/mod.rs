@@ -14,9 +14,11 @@ use ipnet::IpNet;
 
 pub mod duration;
 pub mod file;
+pub mod graph;
 pub mod path;
 pub mod validate;
 
+pub use graph::{GraphApp, GraphCloud, GraphConfig, GraphCredential};
 pub use validate::{ConfigError, DEMO_CONFIG, load, parse_str};
 
 /// The whole validated configuration.
@@ -30,6 +32,8 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     pub tokens: TokensConfig,
     pub state: StateConfig,
+    /// `[publish]`, read only by `accessgate sync`.
+    pub publish: Option<PublishTarget>,
     pub routes: Vec<RouteConfig>,
     pub policies: Vec<PolicyConfig>,
     /// Client app ids that the `approved_app` grant control accepts.
@@ -216,6 +220,44 @@ pub enum StateSource {
     File(PathBuf),
     /// `source = "http"`, `url = ...` (https://, or http:// to loopback).
     Http { url: String, ca: Option<PathBuf> },
+    /// `source = "redis"`: follow what `accessgate sync` publishes (docs/fleet.md).
+    Redis(RedisEndpoint),
+    /// `source = "graph"`: read from Microsoft Graph with the `[graph]` settings.
+    Graph(Box<GraphConfig>),
+}
+
+/// A Redis server and the keys under which the fleet's state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisEndpoint {
+    /// `rediss://` (TLS), or `redis://` only to a loopback address.
+    pub url: String,
+    /// default "accessgate".
+    pub key_prefix: String,
+    /// Read at connect time; overrides a password in the URL.
+    pub password_file: Option<PathBuf>,
+}
+
+impl RedisEndpoint {
+    /// The URL without any password in it, for logs and summaries.
+    pub fn redacted_url(&self) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => {
+                let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+                let host = authority.rsplit('@').next().unwrap_or(authority);
+                format!("{scheme}://{host}{tail}")
+            }
+            None => String::from("(invalid url)"),
+        }
+    }
+}
+
+/// `[publish]` (`accessgate sync`): where each good round goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishTarget {
+    /// `to = "file"`: a state.json replaced atomically.
+    File(PathBuf),
+    /// `to = "redis"`.
+    Redis(RedisEndpoint),
 }
 
 /// `[state]`.
@@ -228,6 +270,8 @@ pub struct StateConfig {
     pub max_staleness: Duration,
     /// default false.
     pub fail_open: bool,
+    /// `cache_dir` (graph source): last good snapshot and the noncompliant-since ledger.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Whether a route requires a bearer token.

@@ -1,7 +1,8 @@
 //! The pure policy engine: state model, compiled policies, evaluation, decision. No I/O.
 //!
 //! - [`state`]: the loaded `state.json` (users, devices, app protection policies, app
-//!   registrations), interned and indexed; [`state_load`] parses and validates it.
+//!   registrations), interned and indexed; [`state_load`] parses and validates it;
+//!   [`state_batch`] + [`state_overlay`] apply a batch of changed records without a reload.
 //! - [`compile`]: `[[policies]]` compiled into an index by resource, with user, app and
 //!   group ids numbered once.
 //! - [`eval`]: one request against its candidate policies -> [`Evaluation`].
@@ -20,7 +21,9 @@ pub mod decision;
 pub mod eval;
 pub mod fasthash;
 pub mod state;
+pub mod state_batch;
 pub mod state_load;
+pub mod state_overlay;
 pub mod values;
 
 pub use compile::{CompiledGrant, CompiledPolicy, PolicySet};
@@ -32,6 +35,8 @@ pub use state::{
     AppProtectionPolicy, AppRegistration, ComplianceState, Device, PolicyState, RemediationState,
     StateCounts, User,
 };
+pub use state_batch::ChangeBatch;
+pub use state_load::{RawAppPolicy, RawDevice, RawRegistration, RawUser, StateBuilder};
 pub use values::Version;
 
 #[cfg(test)]

@@ -6,11 +6,13 @@
 //! to `u32` so that a million devices and a million app registrations fit in a few hundred
 //! megabytes, enums are one byte, versions are inline, timestamps are unix seconds.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::Platform;
 
 use super::fasthash::FastMap;
+use super::state_overlay::Overlay;
 use super::values::{Version, fold};
 
 /// Graph `complianceState`.
@@ -165,10 +167,21 @@ pub(crate) const NO_DEVICE: u32 = u32::MAX;
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// The loaded, validated, indexed policy state. Immutable once built.
+///
+/// A loaded document is the `base`; a state that had change batches applied shares that
+/// base with its predecessors and holds the changed records in `overlay`, which every
+/// lookup consults first (see [`super::state_overlay`]).
 #[derive(Debug, Default)]
 pub struct PolicyState {
     /// Unique per loaded state (process-wide), so caches keyed on it never confuse two.
     pub(crate) generation: u64,
+    pub(crate) base: Arc<StateBase>,
+    pub(crate) overlay: Option<Arc<Overlay>>,
+}
+
+/// The bulk of a loaded state: interned ids and the records they index.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct StateBase {
     pub(crate) user_ids: FastMap<Box<str>, u32>,
     pub(crate) users: Vec<Option<User>>,
     pub(crate) group_ids: FastMap<Box<str>, u32>,
@@ -220,23 +233,69 @@ impl PolicyState {
     }
 
     pub fn counts(&self) -> StateCounts {
-        StateCounts {
-            users: self.users.iter().filter(|u| u.is_some()).count(),
-            devices: self.devices.iter().filter(|d| d.is_some()).count(),
-            app_protection_policies: self.app_policies.len(),
-            app_registrations: self.registrations.len(),
-            groups: self.group_ids.len(),
+        let b = &*self.base;
+        let mut users = b.users.iter().filter(|u| u.is_some()).count();
+        let mut devices = b.devices.iter().filter(|d| d.is_some()).count();
+        let mut app_registrations = b.registrations.len();
+        let mut app_protection_policies = b.app_policies.len();
+        if let Some(o) = self.overlay.as_deref() {
+            let delta = |was: bool, is: bool| (usize::from(is), usize::from(was));
+            for (&i, u) in &o.users {
+                let was = b.users.get(i as usize).is_some_and(Option::is_some);
+                let (add, sub) = delta(was, u.is_some());
+                users = (users + add).saturating_sub(sub);
+            }
+            for (&i, d) in &o.devices {
+                let was = b.devices.get(i as usize).is_some_and(Option::is_some);
+                let (add, sub) = delta(was, d.is_some());
+                devices = (devices + add).saturating_sub(sub);
+            }
+            for (k, r) in &o.registrations {
+                let (add, sub) = delta(b.registrations.contains_key(k), r.is_some());
+                app_registrations = (app_registrations + add).saturating_sub(sub);
+            }
+            if let Some(p) = &o.app_policies {
+                app_protection_policies = p.list.len();
+            }
         }
+        StateCounts {
+            users,
+            devices,
+            app_protection_policies,
+            app_registrations,
+            groups: self.group_count(),
+        }
+    }
+
+    /// Id -> interned index: the base's map, then (only after a batch) the overlay's.
+    #[inline]
+    fn find(
+        &self,
+        id: &str,
+        base: impl Fn(&StateBase) -> &FastMap<Box<str>, u32>,
+        extra: impl Fn(&Overlay) -> &FastMap<Box<str>, u32>,
+    ) -> Option<u32> {
+        let id = fold(id);
+        if let Some(&i) = base(&self.base).get(id.as_ref()) {
+            return Some(i);
+        }
+        extra(self.overlay.as_deref()?).get(id.as_ref()).copied()
     }
 
     /// The interned index of a user present in `users` (not merely referenced).
     pub fn user_index(&self, id: &str) -> Option<u32> {
-        let i = *self.user_ids.get(fold(id).as_ref())?;
-        self.users.get(i as usize)?.as_ref().map(|_| i)
+        let i = self.find(id, |b| &b.user_ids, |o| &o.user_ids)?;
+        self.user_at(i).map(|_| i)
     }
 
+    #[inline]
     pub fn user_at(&self, index: u32) -> Option<&User> {
-        self.users.get(index as usize)?.as_ref()
+        if let Some(o) = self.overlay.as_deref()
+            && let Some(u) = o.users.get(&index)
+        {
+            return u.as_ref();
+        }
+        self.base.users.get(index as usize)?.as_ref()
     }
 
     pub fn user(&self, id: &str) -> Option<&User> {
@@ -244,47 +303,72 @@ impl PolicyState {
     }
 
     pub fn device(&self, id: &str) -> Option<&Device> {
-        let i = *self.device_ids.get(fold(id).as_ref())?;
-        self.devices.get(i as usize)?.as_ref()
+        let i = self.find(id, |b| &b.device_ids, |o| &o.device_ids)?;
+        if let Some(o) = self.overlay.as_deref()
+            && let Some(d) = o.devices.get(&i)
+        {
+            return d.as_ref();
+        }
+        self.base.devices.get(i as usize)?.as_ref()
     }
 
     /// Interned id of a group name that appears somewhere in state.
     pub fn group_index(&self, id: &str) -> Option<u32> {
-        self.group_ids.get(fold(id).as_ref()).copied()
+        self.find(id, |b| &b.group_ids, |o| &o.group_ids)
     }
 
     /// Number of interned groups (ids are `0..group_count()`).
     pub fn group_count(&self) -> usize {
-        self.group_ids.len()
+        self.base.group_ids.len() + self.overlay.as_deref().map_or(0, |o| o.group_ids.len())
     }
 
-    /// The app registration for user x app x device. `device = None` finds the
-    /// registration recorded without a device id; a token's device never falls back to
-    /// another device's (or a device-less) registration.
+    /// The app registration for user x app x device. A token's device finds that device's
+    /// registration; failing that (or without a device) the registration recorded without a
+    /// device id, which matches by user and app only (DESIGN.md: Graph v1.0 gives
+    /// registrations no device id). A token's device never falls back to another device's
+    /// registration. A source with several device-less registrations of one user and app
+    /// must merge them into one that passes only if every one does (the loader refuses
+    /// duplicates; the Graph connector merges).
     pub fn registration(
         &self,
         user: u32,
         app: &str,
         device: Option<&str>,
     ) -> Option<&AppRegistration> {
-        let app = *self.app_ids.get(fold(app).as_ref())?;
-        let dev = match device {
-            Some(d) => *self.device_ids.get(fold(d).as_ref())?,
-            None => NO_DEVICE,
-        };
-        self.registrations.get(&(user, app, dev))
+        let app = self.find(app, |b| &b.app_ids, |o| &o.app_ids)?;
+        let exact = device
+            .and_then(|d| self.find(d, |b| &b.device_ids, |o| &o.device_ids))
+            .and_then(|dev| self.registration_at((user, app, dev)));
+        exact.or_else(|| self.registration_at((user, app, NO_DEVICE)))
+    }
+
+    /// A registration by interned key: the overlay (a tombstone hides the base's), then
+    /// the base.
+    fn registration_at(&self, key: (u32, u32, u32)) -> Option<&AppRegistration> {
+        if let Some(o) = self.overlay.as_deref()
+            && let Some(r) = o.registrations.get(&key)
+        {
+            return r.as_ref();
+        }
+        self.base.registrations.get(&key)
     }
 
     /// App protection policies whose `apps` list this client app.
     pub fn app_policies_for(&self, app: &str) -> impl Iterator<Item = &AppProtectionPolicy> {
-        let list: &[u32] = self
-            .app_ids
-            .get(fold(app).as_ref())
-            .and_then(|&i| self.app_policies_by_app.get(i as usize))
+        let (list, by_app): (&[AppProtectionPolicy], &[Box<[u32]>]) = match self
+            .overlay
+            .as_deref()
+            .and_then(|o| o.app_policies.as_deref())
+        {
+            Some(p) => (&p.list, &p.by_app),
+            None => (&self.base.app_policies, &self.base.app_policies_by_app),
+        };
+        let idx: &[u32] = self
+            .find(app, |b| &b.app_ids, |o| &o.app_ids)
+            .and_then(|i| by_app.get(i as usize))
             .map(|b| &b[..])
             .unwrap_or(&[]);
-        list.iter()
-            .filter_map(|&i| self.app_policies.get(i as usize))
+        idx.iter().filter_map(move |&i| list.get(i as usize))
     }
 }
 

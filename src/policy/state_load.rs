@@ -12,15 +12,15 @@ use std::collections::hash_map::Entry;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use crate::config::Platform;
 
 use super::fasthash::FastMap;
 use super::state::{
     AppProtectionPolicy, AppRegistration, ComplianceState, Device, NO_DEVICE, PolicyState,
-    RemediationState, User, next_generation,
+    RemediationState, StateBase, User, next_generation,
 };
 use super::values::{Version, fold, parse_rfc3339};
 use crate::config::duration::parse_iso8601;
@@ -46,86 +46,86 @@ pub fn load(bytes: &[u8]) -> Result<PolicyState, String> {
     b.finish()
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawUser<'a> {
+pub struct RawUser<'a> {
     #[serde(borrow)]
-    id: Cow<'a, str>,
-    account_enabled: bool,
-    licensed: bool,
+    pub id: Cow<'a, str>,
+    pub account_enabled: bool,
+    pub licensed: bool,
     #[serde(default, borrow)]
-    groups: Vec<Cow<'a, str>>,
+    pub groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    revoke_sessions_after: Option<Cow<'a, str>>,
+    pub revoke_sessions_after: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawDevice<'a> {
+pub struct RawDevice<'a> {
     #[serde(borrow, rename = "azureADDeviceId")]
-    device_id: Cow<'a, str>,
+    pub device_id: Cow<'a, str>,
     #[serde(borrow)]
-    compliance_state: Cow<'a, str>,
+    pub compliance_state: Cow<'a, str>,
     #[serde(default, borrow)]
-    operating_system: Option<Cow<'a, str>>,
+    pub operating_system: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    os_version: Option<Cow<'a, str>>,
+    pub os_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    noncompliant_since: Option<Cow<'a, str>>,
+    pub noncompliant_since: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    remediation: Option<Cow<'a, str>>,
+    pub remediation: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawAppPolicy<'a> {
+pub struct RawAppPolicy<'a> {
     #[serde(borrow)]
-    id: Cow<'a, str>,
+    pub id: Cow<'a, str>,
     #[serde(default, borrow)]
-    display_name: Option<Cow<'a, str>>,
+    pub display_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    platform: Cow<'a, str>,
+    pub platform: Cow<'a, str>,
     #[serde(default, borrow)]
-    apps: Vec<Cow<'a, str>>,
+    pub apps: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    include_groups: Vec<Cow<'a, str>>,
+    pub include_groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    exclude_groups: Vec<Cow<'a, str>>,
+    pub exclude_groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    period_offline_before_access_check: Option<Cow<'a, str>>,
+    pub period_offline_before_access_check: Option<Cow<'a, str>>,
     #[serde(default)]
-    pin_required: bool,
+    pub pin_required: bool,
     #[serde(default, borrow)]
-    minimum_required_os_version: Option<Cow<'a, str>>,
+    pub minimum_required_os_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    minimum_required_app_version: Option<Cow<'a, str>>,
+    pub minimum_required_app_version: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawRegistration<'a> {
+pub struct RawRegistration<'a> {
     #[serde(borrow)]
-    user_id: Cow<'a, str>,
+    pub user_id: Cow<'a, str>,
     #[serde(borrow)]
-    app_id: Cow<'a, str>,
+    pub app_id: Cow<'a, str>,
     #[serde(default, borrow, rename = "azureADDeviceId")]
-    device_id: Option<Cow<'a, str>>,
+    pub device_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    platform: Option<Cow<'a, str>>,
+    pub platform: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    application_version: Option<Cow<'a, str>>,
+    pub application_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    platform_version: Option<Cow<'a, str>>,
+    pub platform_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    flagged_reasons: Vec<Cow<'a, str>>,
+    pub flagged_reasons: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    last_sync_date_time: Option<Cow<'a, str>>,
+    pub last_sync_date_time: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    compliance_state: Cow<'a, str>,
+    pub compliance_state: Cow<'a, str>,
     #[serde(default, borrow)]
-    noncompliant_since: Option<Cow<'a, str>>,
+    pub noncompliant_since: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    remediation: Option<Cow<'a, str>>,
+    pub remediation: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +146,7 @@ struct PendingUserRef {
 
 #[derive(Default)]
 struct Builder {
-    s: PolicyState,
+    s: StateBase,
     pending: Vec<PendingUserRef>,
 }
 
@@ -160,7 +160,7 @@ fn intern(map: &mut FastMap<Box<str>, u32>, id: &str) -> u32 {
     i
 }
 
-fn time_field(field: &str, v: &Option<Cow<'_, str>>) -> Result<Option<i64>, String> {
+pub(super) fn time_field(field: &str, v: &Option<Cow<'_, str>>) -> Result<Option<i64>, String> {
     match v.as_deref() {
         None => Ok(None),
         Some(s) => parse_rfc3339(s)
@@ -202,7 +202,7 @@ fn nonempty(field: &str, s: &str) -> Result<(), String> {
 }
 
 impl Builder {
-    fn add_user(&mut self, i: usize, r: RawUser<'_>) -> Result<(), String> {
+    fn add_user(&mut self, i: usize, r: &RawUser<'_>) -> Result<(), String> {
         let at = |m: String| format!("users[{i}] (id {}): {m}", r.id);
         nonempty("id", &r.id).map_err(at)?;
         let idx = intern(&mut self.s.user_ids, &r.id);
@@ -227,20 +227,10 @@ impl Builder {
         Ok(())
     }
 
-    fn add_device(&mut self, i: usize, r: RawDevice<'_>) -> Result<(), String> {
+    fn add_device(&mut self, i: usize, r: &RawDevice<'_>) -> Result<(), String> {
         let at = |m: String| format!("devices[{i}] (azureADDeviceId {}): {m}", r.device_id);
         nonempty("azureADDeviceId", &r.device_id).map_err(at)?;
-        let compliance = compliance(&r.compliance_state).map_err(at)?;
-        // An OS policies cannot name (e.g. "Windows Mobile") is kept as "no platform".
-        let platform = r.operating_system.as_deref().and_then(Platform::parse);
-        let device = Device {
-            compliance,
-            platform,
-            os_version: r.os_version.as_deref().and_then(Version::parse),
-            noncompliant_since: time_field("noncompliantSince", &r.noncompliant_since)
-                .map_err(at)?,
-            remediation: remediation(&r.remediation).map_err(at)?,
-        };
+        let device = device_record(r).map_err(at)?;
         let idx = intern(&mut self.s.device_ids, &r.device_id);
         grow(&mut self.s.devices, idx);
         if self.s.devices[idx as usize].is_some() {
@@ -250,43 +240,21 @@ impl Builder {
         Ok(())
     }
 
-    fn add_app_policy(&mut self, i: usize, r: RawAppPolicy<'_>) -> Result<(), String> {
+    fn add_app_policy(&mut self, i: usize, r: &RawAppPolicy<'_>) -> Result<(), String> {
         let at = |m: String| format!("appProtectionPolicies[{i}] (id {}): {m}", r.id);
         nonempty("id", &r.id).map_err(at)?;
         if self.s.app_policies.iter().any(|p| *p.id == *r.id) {
             return Err(at("duplicate id".into()));
         }
-        let offline = match r.period_offline_before_access_check.as_deref() {
-            None => DEFAULT_OFFLINE_PERIOD_SECS,
-            Some(p) => parse_iso8601(p)
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                .map_err(|e| at(format!("periodOfflineBeforeAccessCheck: {e}")))?,
-        };
-        let policy = AppProtectionPolicy {
-            id: r.id.as_ref().into(),
-            display_name: r.display_name.as_deref().unwrap_or("").into(),
-            platform: platform("platform", &r.platform).map_err(at)?,
-            apps: interned(&mut self.s.app_ids, &r.apps),
-            include_groups: interned(&mut self.s.group_ids, &r.include_groups),
-            exclude_groups: interned(&mut self.s.group_ids, &r.exclude_groups),
-            offline_period: offline,
-            pin_required: r.pin_required,
-            minimum_app_version: min_version(
-                "minimumRequiredAppVersion",
-                &r.minimum_required_app_version,
-            )
-            .map_err(at)?,
-            minimum_os_version: min_version(
-                "minimumRequiredOsVersion",
-                &r.minimum_required_os_version,
-            )
-            .map_err(at)?,
-        };
+        let apps = interned(&mut self.s.app_ids, &r.apps);
+        let include = interned(&mut self.s.group_ids, &r.include_groups);
+        let exclude = interned(&mut self.s.group_ids, &r.exclude_groups);
+        let policy = app_policy_record(r, apps, include, exclude).map_err(at)?;
         self.s.app_policies.push(policy);
         Ok(())
     }
 
-    fn add_registration(&mut self, i: usize, r: RawRegistration<'_>) -> Result<(), String> {
+    fn add_registration(&mut self, i: usize, r: &RawRegistration<'_>) -> Result<(), String> {
         let dev = r.device_id.as_deref().filter(|d| !d.is_empty());
         let label = format!(
             "userId {}, appId {}, azureADDeviceId {}",
@@ -297,30 +265,7 @@ impl Builder {
         let at = |m: String| format!("appRegistrations[{i}] ({label}): {m}");
         nonempty("userId", &r.user_id).map_err(at)?;
         nonempty("appId", &r.app_id).map_err(at)?;
-        let mut rooted = false;
-        for f in &r.flagged_reasons {
-            match f.as_ref() {
-                "none" => {}
-                "rootedDevice" | "androidBootloaderUnlocked" | "androidFactoryRomModified" => {
-                    rooted = true
-                }
-                other => return Err(at(format!("unknown flaggedReasons value {other:?}"))),
-            }
-        }
-        let reg = AppRegistration {
-            platform: match r.platform.as_deref() {
-                Some(p) => Some(platform("platform", p).map_err(at)?),
-                None => None,
-            },
-            app_version: r.application_version.as_deref().and_then(Version::parse),
-            os_version: r.platform_version.as_deref().and_then(Version::parse),
-            rooted,
-            last_sync: time_field("lastSyncDateTime", &r.last_sync_date_time).map_err(at)?,
-            compliance: compliance(&r.compliance_state).map_err(at)?,
-            noncompliant_since: time_field("noncompliantSince", &r.noncompliant_since)
-                .map_err(at)?,
-            remediation: remediation(&r.remediation).map_err(at)?,
-        };
+        let reg = registration_record(r).map_err(at)?;
         let user = intern(&mut self.s.user_ids, &r.user_id);
         grow(&mut self.s.users, user);
         let app = intern(&mut self.s.app_ids, &r.app_id);
@@ -371,8 +316,127 @@ impl Builder {
         self.s.app_policies_by_app = by_app.into_iter().map(Vec::into_boxed_slice).collect();
         self.s.users.shrink_to_fit();
         self.s.devices.shrink_to_fit();
-        self.s.generation = next_generation();
-        Ok(self.s)
+        Ok(PolicyState {
+            generation: next_generation(),
+            base: std::sync::Arc::new(self.s),
+            overlay: None,
+        })
+    }
+}
+
+/// A device record's fields, validated (shared by full loads and change batches).
+pub(super) fn device_record(r: &RawDevice<'_>) -> Result<Device, String> {
+    let compliance = compliance(&r.compliance_state)?;
+    // An OS policies cannot name (e.g. "Windows Mobile") is kept as "no platform".
+    let platform = r.operating_system.as_deref().and_then(Platform::parse);
+    Ok(Device {
+        compliance,
+        platform,
+        os_version: r.os_version.as_deref().and_then(Version::parse),
+        noncompliant_since: time_field("noncompliantSince", &r.noncompliant_since)?,
+        remediation: remediation(&r.remediation)?,
+    })
+}
+
+/// An app registration's fields, validated (shared by full loads and change batches).
+pub(super) fn registration_record(r: &RawRegistration<'_>) -> Result<AppRegistration, String> {
+    let mut rooted = false;
+    for f in &r.flagged_reasons {
+        match f.as_ref() {
+            "none" => {}
+            "rootedDevice" | "androidBootloaderUnlocked" | "androidFactoryRomModified" => {
+                rooted = true
+            }
+            other => return Err(format!("unknown flaggedReasons value {other:?}")),
+        }
+    }
+    let reg = AppRegistration {
+        platform: match r.platform.as_deref() {
+            Some(p) => Some(platform("platform", p)?),
+            None => None,
+        },
+        app_version: r.application_version.as_deref().and_then(Version::parse),
+        os_version: r.platform_version.as_deref().and_then(Version::parse),
+        rooted,
+        last_sync: time_field("lastSyncDateTime", &r.last_sync_date_time)?,
+        compliance: compliance(&r.compliance_state)?,
+        noncompliant_since: time_field("noncompliantSince", &r.noncompliant_since)?,
+        remediation: remediation(&r.remediation)?,
+    };
+    Ok(reg)
+}
+
+/// An app protection policy with its ids already interned (shared by full loads and
+/// change batches, which intern into different tables).
+pub(super) fn app_policy_record(
+    r: &RawAppPolicy<'_>,
+    apps: Box<[u32]>,
+    include_groups: Box<[u32]>,
+    exclude_groups: Box<[u32]>,
+) -> Result<AppProtectionPolicy, String> {
+    let offline = match r.period_offline_before_access_check.as_deref() {
+        None => DEFAULT_OFFLINE_PERIOD_SECS,
+        Some(p) => parse_iso8601(p)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .map_err(|e| format!("periodOfflineBeforeAccessCheck: {e}"))?,
+    };
+    let policy = AppProtectionPolicy {
+        id: r.id.as_ref().into(),
+        display_name: r.display_name.as_deref().unwrap_or("").into(),
+        platform: platform("platform", &r.platform)?,
+        apps,
+        include_groups,
+        exclude_groups,
+        offline_period: offline,
+        pin_required: r.pin_required,
+        minimum_app_version: min_version(
+            "minimumRequiredAppVersion",
+            &r.minimum_required_app_version,
+        )?,
+        minimum_os_version: min_version(
+            "minimumRequiredOsVersion",
+            &r.minimum_required_os_version,
+        )?,
+    };
+    Ok(policy)
+}
+
+/// Builds a [`PolicyState`] record by record with the same checks as [`load`], for
+/// sources that already hold typed records (the Microsoft Graph connector): no JSON
+/// document of the whole state is ever made. Errors name the record as `load` does.
+#[derive(Default)]
+pub struct StateBuilder {
+    b: Builder,
+    n: [usize; 4],
+}
+
+impl StateBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn user(&mut self, r: &RawUser<'_>) -> Result<(), String> {
+        self.n[0] += 1;
+        self.b.add_user(self.n[0] - 1, r)
+    }
+
+    pub fn device(&mut self, r: &RawDevice<'_>) -> Result<(), String> {
+        self.n[1] += 1;
+        self.b.add_device(self.n[1] - 1, r)
+    }
+
+    pub fn app_policy(&mut self, r: &RawAppPolicy<'_>) -> Result<(), String> {
+        self.n[2] += 1;
+        self.b.add_app_policy(self.n[2] - 1, r)
+    }
+
+    pub fn registration(&mut self, r: &RawRegistration<'_>) -> Result<(), String> {
+        self.n[3] += 1;
+        self.b.add_registration(self.n[3] - 1, r)
+    }
+
+    pub fn finish(self) -> Result<PolicyState, String> {
+        self.b.finish()
     }
 }
 
@@ -398,28 +462,28 @@ trait Record<'de>: Deserialize<'de> {
 impl<'de: 'a, 'a> Record<'de> for RawUser<'a> {
     const ARRAY: &'static str = "users";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_user(i, self)
+        b.add_user(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawDevice<'a> {
     const ARRAY: &'static str = "devices";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_device(i, self)
+        b.add_device(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawAppPolicy<'a> {
     const ARRAY: &'static str = "appProtectionPolicies";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_app_policy(i, self)
+        b.add_app_policy(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawRegistration<'a> {
     const ARRAY: &'static str = "appRegistrations";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_registration(i, self)
+        b.add_registration(i, &self)
     }
 }
 

@@ -26,7 +26,10 @@ use crate::config::{StateConfig, StateSource};
 use crate::ops::metrics::Metrics;
 use crate::policy::PolicyState;
 
-mod source;
+pub mod graph;
+pub mod publish;
+pub mod redis;
+pub(crate) mod source;
 
 pub use source::MAX_STATE_BYTES;
 use source::{Fetched, Source};
@@ -117,7 +120,20 @@ impl StateStore {
     /// `refresh` until the store is dropped. A failed first load is not fatal: the store
     /// is simply not ready (see [`StateStore::readiness`]) and keeps trying.
     pub async fn start(cfg: &StateConfig, metrics: &Metrics) -> Arc<StateStore> {
+        if let StateSource::Redis(endpoint) = &cfg.source {
+            let store = Self::follow_redis(
+                endpoint.clone(),
+                Freshness::from(cfg),
+                Some(metrics.clone()),
+                // Bounded: a gateway started while Redis is down starts (not ready) soon.
+                Duration::from_secs(3),
+            )
+            .await;
+            store.spawn_age_ticker(cfg.refresh);
+            return store;
+        }
         let source = match &cfg.source {
+            StateSource::Redis(_) => Err("unreachable: redis is followed above".to_owned()),
             StateSource::File(p) => Ok(Source::file(p.clone())),
             StateSource::Http { url, ca } => {
                 let (url, ca) = (url.clone(), ca.clone());
@@ -125,6 +141,24 @@ impl StateStore {
                 match tokio::task::spawn_blocking(move || Source::http(url, ca.as_deref())).await {
                     Ok(r) => r,
                     Err(e) => Err(format!("state http client: {e}")),
+                }
+            }
+            StateSource::Graph(g) => {
+                let (g, dir, m) = (g.clone(), cfg.cache_dir.clone(), metrics.clone());
+                // Reads the credential and the ledger: keep it off the runtime threads.
+                let built = tokio::task::spawn_blocking(move || {
+                    graph::GraphSource::new(
+                        &g,
+                        dir.as_deref(),
+                        Some(m),
+                        graph::RetryPolicy::default(),
+                    )
+                })
+                .await;
+                match built {
+                    Ok(Ok(s)) => Ok(Source::Graph(Box::new(s))),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("graph source: {e}")),
                 }
             }
         };
@@ -162,6 +196,31 @@ impl StateStore {
         let store = Self::without_state(freshness);
         store.publish(state, clock::now());
         store
+    }
+
+    /// The same store reporting to `metrics` (before it is shared).
+    fn with_metrics(self: Arc<Self>, metrics: Metrics) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut s) => {
+                s.metrics = Some(metrics);
+                Arc::new(s)
+            }
+            Err(shared) => shared,
+        }
+    }
+
+    /// Keep `accessgate_state_age_seconds` moving for a store without a refresh loop.
+    fn spawn_age_ticker(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(every.clamp(Duration::from_secs(1), Duration::from_secs(10)));
+            loop {
+                tick.tick().await;
+                let Some(s) = weak.upgrade() else { return };
+                s.observe_age(SystemTime::now());
+            }
+        });
     }
 
     /// A store with no state and no source: never ready until something is published.
@@ -270,6 +329,13 @@ impl StateStore {
         }
     }
 
+    async fn source_wants_fetch_now(&self) -> bool {
+        match &self.source {
+            Some(s) => s.lock().await.wants_fetch_now().await,
+            None => false,
+        }
+    }
+
     /// Poll the source once now (the refresh task, and `SIGHUP`).
     pub async fn refresh(&self) -> RefreshOutcome {
         let Some(source) = &self.source else {
@@ -304,6 +370,18 @@ impl StateStore {
                     }
                     Err(e) => RefreshOutcome::Error(format!("{}: {e}", src.origin())),
                 }
+            }
+            Ok(Fetched::State { state, at }) => {
+                let counts = state.counts();
+                self.current.store(Some(Arc::new(StateSnapshot {
+                    state: *state,
+                    loaded_at_ms: unix_ms(SystemTime::now()),
+                    origin: src.origin().to_owned(),
+                })));
+                // The age is the source's: a cached snapshot keeps the age it had.
+                self.checked_at_ms.store(unix_ms(at), Ordering::Release);
+                tracing::info!(origin = src.origin(), %counts, "policy state loaded");
+                RefreshOutcome::Updated
             }
             Err(e) => RefreshOutcome::Error(e),
         };
@@ -349,6 +427,13 @@ async fn refresh_loop(store: Weak<StateStore>, every: Duration) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; `start` has just loaded
+    // A source serving a stand-in (Graph's cached snapshot) syncs right away.
+    if let Some(s) = store.upgrade()
+        && s.source_wants_fetch_now().await
+    {
+        let _ = s.refresh().await;
+        s.observe_age(SystemTime::now());
+    }
     loop {
         tick.tick().await;
         let Some(s) = store.upgrade() else { return };

@@ -7,10 +7,17 @@
 //! - `proxy_*`: forwarding, connections, errors, operations of the proxy itself.
 //! - `ops`: metrics, admin endpoints, reload, the binary's subcommands.
 //! - `observe_phases`: the decision log's phase fields and `Server-Timing`.
+//! - `fleet`: `accessgate sync` and gateways following Redis (needs `redis-server`).
 //! - `client_compat`: real client libraries (azure-core in Python, MSAL.NET's parser).
 //! - `policy_props`, `robustness`: property tests of everything that faces the internet.
+//! - `graph_double_selftest`: the Microsoft Graph double (`tests/graph_double/`) checks itself.
+//! - `graph_e2e`: `[state] source = "graph"` against that double, through the gateway.
 
 mod support;
+
+// The Graph double lives outside e2e so that benches can include it too.
+#[path = "../graph_double/mod.rs"]
+mod graph_double;
 
 mod authn_accept;
 mod authn_e2e;
@@ -22,6 +29,11 @@ mod decisions_grants;
 mod decisions_lifecycle;
 mod demo;
 mod gateway_errors;
+mod fleet;
+mod fleet_graph;
+mod fleet_sync;
+mod graph_double_selftest;
+mod graph_e2e;
 mod layout;
 mod observe_phases;
 mod ops;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use super::{AuthMode, Config};
 
 mod ctx;
+mod fleet;
+mod graph;
 mod issuers;
 mod net;
 mod policies;
@@ -89,13 +91,19 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Config, ConfigError> {
 
 /// Every section, then the checks that span sections.
 fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> Config {
-    let listen = sections::listen(ctx, file.listen.as_ref());
+    let listen = sections::listen(ctx, file.listen.as_ref(), file.publish.is_none());
     let runtime = sections::runtime(ctx, file.runtime.as_ref());
     let admin = sections::admin(ctx, file.admin.as_ref(), listen.address);
     let issuers = issuers::issuers(ctx, &file.issuers);
     let tokens = sections::tokens(ctx, file.tokens.as_ref());
-    let state = sections::state(ctx, file.state.as_ref());
-    let routes = routes::routes(ctx, &file.routes);
+    let mut state = sections::state(ctx, file.state.as_ref());
+    let publish = fleet::publish(ctx, file.publish.as_ref());
+    // `accessgate sync` (a config with [publish]) routes nothing; a gateway needs routes.
+    let routes = if file.publish.is_some() && file.routes.is_empty() {
+        Vec::new()
+    } else {
+        routes::routes(ctx, &file.routes)
+    };
     let approved_apps = sections::approved_apps(ctx, file.approved_apps.as_ref());
     let resources: Vec<&str> = routes.iter().map(|r| r.resource.as_str()).collect();
     let known = policies::Known {
@@ -104,6 +112,7 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
     };
     let policies = policies::policies(ctx, &file.policies, &known);
     let log = sections::log(ctx, file.log.as_ref());
+    graph::apply(ctx, file, &mut state, &policies);
 
     // A route that requires a token with no issuer to verify it would refuse everything:
     // name the first such route so the operator sees which one.
@@ -126,6 +135,7 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
         issuers,
         tokens,
         state,
+        publish,
         routes,
         policies,
         approved_apps,

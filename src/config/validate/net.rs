@@ -34,7 +34,7 @@ pub(crate) fn cidr(text: &str) -> Result<IpNet, String> {
 }
 
 /// Whether a URI host (as `http::Uri` gives it, IPv6 in brackets) is a loopback address.
-fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }

@@ -35,7 +35,12 @@ const MAX_HEADER_BYTES: i64 = 1024 * 1024;
 /// Beyond this, a token expired minutes ago is still accepted: refuse it as a config.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
-pub(crate) fn listen(ctx: &mut Ctx<'_>, file: Option<&Spanned<ListenFile>>) -> ListenConfig {
+/// `required = false` for `accessgate sync` (a config with `[publish]`), which serves nothing.
+pub(crate) fn listen(
+    ctx: &mut Ctx<'_>,
+    file: Option<&Spanned<ListenFile>>,
+    required: bool,
+) -> ListenConfig {
     let mut out = ListenConfig {
         address: parse_default(DEFAULT_LISTEN),
         tls_cert: PathBuf::new(),
@@ -50,10 +55,12 @@ pub(crate) fn listen(ctx: &mut Ctx<'_>, file: Option<&Spanned<ListenFile>>) -> L
         h2_max_concurrent_streams: 256,
     };
     let Some(table) = file else {
-        ctx.error_nowhere(
-            "listen",
-            "missing [listen] section (tls_cert and tls_key are required)",
-        );
+        if required {
+            ctx.error_nowhere(
+                "listen",
+                "missing [listen] section (tls_cert and tls_key are required)",
+            );
+        }
         return out;
     };
     let f = table.get_ref();
@@ -212,14 +219,34 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
     enum Kind {
         File,
         Http,
+        Redis,
+        Graph,
     }
     let f = file.map(Spanned::get_ref);
     let kind = ctx.keyword(
         f.and_then(|f| f.source.as_ref()),
         "state.source",
-        &[("file", Kind::File), ("http", Kind::Http)],
+        &[
+            ("file", Kind::File),
+            ("http", Kind::Http),
+            ("redis", Kind::Redis),
+            ("graph", Kind::Graph),
+        ],
         Kind::File,
     );
+    if kind != Kind::Redis {
+        for (v, key) in [
+            (f.and_then(|f| f.key_prefix.as_ref()), "state.key_prefix"),
+            (
+                f.and_then(|f| f.password_file.as_ref()),
+                "state.password_file",
+            ),
+        ] {
+            if let Some(v) = v {
+                ctx.error(v, key, "only with source = \"redis\"");
+            }
+        }
+    }
     let path = f.and_then(|f| f.path.as_ref());
     let url = f.and_then(|f| f.url.as_ref());
     let ca = f.and_then(|f| f.ca.as_ref());
@@ -262,18 +289,68 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
             let ca = ca.and_then(|v| ctx.path(v, "state.ca"));
             StateSource::Http { url, ca }
         }
+        Kind::Redis => {
+            for (v, key) in [(path, "state.path"), (ca, "state.ca")] {
+                if let Some(v) = v {
+                    ctx.error(v, key, "only with source = \"file\" or \"http\"");
+                }
+            }
+            match file {
+                Some(table) => StateSource::Redis(super::fleet::endpoint(
+                    ctx,
+                    "state",
+                    table,
+                    url,
+                    f.and_then(|f| f.key_prefix.as_ref()),
+                    f.and_then(|f| f.password_file.as_ref()),
+                )),
+                // Unreachable in practice: `source = "redis"` implies a [state] table.
+                None => StateSource::File(ctx.resolve("state.json".as_ref())),
+            }
+        }
+        Kind::Graph => {
+            for (v, key) in [(path, "state.path"), (url, "state.url"), (ca, "state.ca")] {
+                if let Some(v) = v {
+                    ctx.error(v, key, "not used with source = \"graph\" (see [graph])");
+                }
+            }
+            // Filled in from [graph] once the policies (whose groups it resolves) are built.
+            StateSource::Graph(Box::new(super::graph::placeholder()))
+        }
+    };
+    let cache_dir = match (f.and_then(|f| f.cache_dir.as_ref()), kind, file) {
+        (Some(v), Kind::Graph, _) => ctx.path(v, "state.cache_dir"),
+        (Some(v), _, _) => {
+            ctx.error(v, "state.cache_dir", "only with source = \"graph\"");
+            None
+        }
+        (None, Kind::Graph, Some(table)) => {
+            ctx.error(
+                table,
+                "state.cache_dir",
+                "missing (required with source = \"graph\": it keeps when each record turned noncompliant across restarts)",
+            );
+            None
+        }
+        (None, _, _) => None,
+    };
+    // Graph rounds re-read every Intune collection in full: a 10s default would spend
+    // Intune's per-app request budget for nothing (DESIGN.md: 60s, 15m).
+    let (refresh_default, staleness_default) = match kind {
+        Kind::Graph => (MINUTE, 15 * MINUTE),
+        Kind::File | Kind::Http | Kind::Redis => (10 * SECOND, 5 * MINUTE),
     };
     let refresh = ctx.duration(
         f.and_then(|f| f.refresh.as_ref()),
         "state.refresh",
-        10 * SECOND,
+        refresh_default,
         Zero::Refused,
     );
     let staleness_value = f.and_then(|f| f.max_staleness.as_ref());
     let max_staleness = ctx.duration(
         staleness_value,
         "state.max_staleness",
-        5 * MINUTE,
+        staleness_default,
         Zero::Refused,
     );
     if max_staleness < refresh {
@@ -294,6 +371,7 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
         fail_open: f
             .and_then(|f| f.fail_open.as_ref())
             .is_some_and(|v| *v.get_ref()),
+        cache_dir,
     }
 }
 

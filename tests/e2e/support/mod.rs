@@ -771,6 +771,22 @@ impl CaGateway {
         }
     }
 
+    /// A gateway on a complete config (`{certs}` / `{upstream}` substituted), with the dev
+    /// signer of `certs` (for sources other than the state file, e.g. Graph).
+    pub async fn start_config(certs: Certs, toml: &str) -> Self {
+        let up = Upstream::start().await;
+        let signer = accessgate::authn::dev::DevSigner::load(certs.dir.path()).unwrap();
+        let gw = TestGateway::start_with(certs, toml, &up.url()).await;
+        let (h1, h2) = (client(&gw.ca(), false), client(&gw.ca(), true));
+        Self {
+            gw,
+            up,
+            signer,
+            h1,
+            h2,
+        }
+    }
+
     /// A token for user `oid` (client app [`CA_APP`], no device, cp1 off); `f` adjusts it.
     pub fn token(
         &self,
