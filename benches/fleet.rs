@@ -19,7 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use accessgate::config::RedisEndpoint;
 use accessgate::state::publish::RedisPublisher;
-use accessgate::state::{Freshness, StateStore, unix_ms};
+use accessgate::clock::unix_ms;
+use accessgate::state::{Freshness, StateStore};
 
 const GATEWAYS: usize = 8;
 const CHANGES: usize = 1_000;

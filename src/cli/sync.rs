@@ -23,7 +23,7 @@ use crate::state::publish::{
     LeaseState, PublishError, RedisPublisher, random_id, release_lease, run_lease,
 };
 use crate::state::source::{Fetched, Source};
-use crate::state::unix_ms;
+use crate::clock::unix_ms;
 
 /// Batches after which the publisher writes a fresh snapshot (well under the stream's
 /// retention, so a new follower never needs an entry that was trimmed).

@@ -375,11 +375,11 @@ impl StateStore {
                 let counts = state.counts();
                 self.current.store(Some(Arc::new(StateSnapshot {
                     state: *state,
-                    loaded_at_ms: unix_ms(SystemTime::now()),
+                    loaded_at_ms: clock::unix_ms(SystemTime::now()),
                     origin: src.origin().to_owned(),
                 })));
                 // The age is the source's: a cached snapshot keeps the age it had.
-                self.checked_at_ms.store(unix_ms(at), Ordering::Release);
+                self.checked_at_ms.store(clock::unix_ms(at), Ordering::Release);
                 tracing::info!(origin = src.origin(), %counts, "policy state loaded");
                 RefreshOutcome::Updated
             }

@@ -417,7 +417,7 @@ fn device_batch(c: &str) -> Vec<u8> {
 }
 
 fn now_ms() -> i64 {
-    accessgate::state::unix_ms(SystemTime::now())
+    accessgate::clock::unix_ms(SystemTime::now())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

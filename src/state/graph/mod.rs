@@ -291,7 +291,7 @@ impl GraphSource {
             tracing::warn!(group = %g, "group named by a policy or app protection assignment does not exist in the directory; it has no members");
         }
 
-        let now = crate::state::unix_ms(SystemTime::now()) / 1000;
+        let now = crate::clock::unix_secs(SystemTime::now());
         let mut mapped = Mapped {
             users: map::state_users(&users, &groups),
             devices,

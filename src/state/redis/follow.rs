@@ -29,7 +29,8 @@ use super::{Head, Keys, client, connect, entry_id, read_snapshot};
 use crate::config::RedisEndpoint;
 use crate::policy::state_overlay::COMPACT_AFTER;
 use crate::policy::{ChangeBatch, PolicyState};
-use crate::state::{StateSnapshot, StateStore, unix_ms};
+use crate::clock::unix_ms;
+use crate::state::{StateSnapshot, StateStore};
 
 /// Entries read per XREAD.
 const READ_COUNT: usize = 256;
