@@ -28,6 +28,8 @@ use crate::respond::{Rejection, reject};
 use crate::route::{NormalizedPath, RouteMatch};
 use crate::server::TunnelGuard;
 
+mod fault;
+
 /// The pooled HTTP/1.1 client used for one route's upstream.
 pub type UpstreamClient = Client<HttpConnector, Body>;
 
@@ -349,6 +351,10 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
     route.metrics.upstream.observe(elapsed.as_secs_f64());
     let mut resp = match result {
         Err(_) => return Ok(reject(&Rejection::UpstreamTimeout, decision_id)),
+        Ok(Err(e)) if fault::client_body_failed(&e) => {
+            tracing::debug!(route = %cfg.name, error = %e, "client request body failed");
+            return Ok(reject(&Rejection::BadRequestBody, decision_id));
+        }
         Ok(Err(e)) => {
             let why = if e.is_connect() {
                 "the upstream refused or did not accept the connection"

@@ -329,11 +329,13 @@ fn check(path: &Path) -> ExitCode {
 }
 
 fn dev_certs(out: &Path) -> ExitCode {
-    match accessgate::devcerts::generate_all(out) {
+    let valid = accessgate::devcerts::Validity::from(time::OffsetDateTime::now_utc());
+    match accessgate::devcerts::generate_all_valid(out, valid) {
         Ok(files) => {
             for f in files {
                 println!("wrote {}", f.display());
             }
+            println!("certificates {valid}");
             println!("DEV ONLY: never use this material in production.");
             ExitCode::SUCCESS
         }

@@ -118,6 +118,9 @@ pub enum Rejection {
     NotFound,
     /// Malformed request (framing, headers). 400.
     BadRequest(&'static str),
+    /// The client's request body failed while it was streamed upstream (a bad chunk line,
+    /// a body cut short). 400, the client's fault: never an upstream error.
+    BadRequestBody,
     /// The request head is larger than `max_header_bytes`. 431.
     HeaderTooLarge,
     /// A transfer coding other than `chunked` (RFC 9112 6.1). 501.
@@ -150,6 +153,7 @@ impl Rejection {
         match self {
             Rejection::NotFound => Outcome::NotFound,
             Rejection::BadRequest(_)
+            | Rejection::BadRequestBody
             | Rejection::InvalidRequest(_)
             | Rejection::HeaderTooLarge
             | Rejection::UnsupportedTransferCoding => Outcome::BadRequest,
@@ -171,6 +175,7 @@ impl Rejection {
         match self {
             Rejection::NotFound => "no_route",
             Rejection::BadRequest(_) => "bad_request",
+            Rejection::BadRequestBody => "bad_request_body",
             Rejection::HeaderTooLarge => "header_too_large",
             Rejection::UnsupportedTransferCoding => "unsupported_transfer_coding",
             Rejection::MissingToken => "missing_token",
@@ -210,6 +215,11 @@ pub fn reject(rejection: &Rejection, decision_id: DecisionId) -> Response<Body> 
             "no route matches this host and path".to_owned(),
         ),
         Rejection::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad Request", (*d).to_owned()),
+        Rejection::BadRequestBody => (
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "the request body is malformed or ended early".to_owned(),
+        ),
         Rejection::UnsupportedTransferCoding => (
             StatusCode::NOT_IMPLEMENTED,
             "Not Implemented",
