@@ -34,8 +34,4 @@ pub use state::{
 pub use values::Version;
 
 #[cfg(test)]
-mod controls_tests;
-#[cfg(test)]
-mod eval_tests;
-#[cfg(test)]
 mod test_support;
