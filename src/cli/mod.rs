@@ -4,13 +4,15 @@
 //!
 //! - [`check`]: `accessgate check`.
 //! - [`eval`] and [`whatif`]: `accessgate eval` and `accessgate test-policies` (What If).
-//! - [`demo`] and [`demo_scenarios`]: `accessgate demo` and its echo upstream.
+//! - [`demo`], [`demo_scenarios`] and [`demo_state`]: `accessgate demo`, its echo upstream
+//!   and its state with times relative to its start.
 //! - [`devcerts`]: `accessgate dev-certs` (DEV ONLY material).
 //! - [`runtime`]: the tokio runtime sized from the config.
 
 pub mod check;
 pub mod demo;
 pub mod demo_scenarios;
+pub mod demo_state;
 pub mod devcerts;
 pub mod eval;
 pub mod runtime;

@@ -50,7 +50,11 @@ async fn demo_deadline_is_minutes_away_and_every_scenario_decides_as_announced()
                 }
                 if s.expect.contains("remediation_deadline") {
                     assert_eq!(v["remediation_deadline"], ts(deadline), "{}: {v}", s.title);
-                    let retry: i64 = parts.headers["retry-after"].to_str().unwrap().parse().unwrap();
+                    let retry: i64 = parts.headers["retry-after"]
+                        .to_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
                     assert!(retry > 0 && retry <= 15 * 60, "Retry-After {retry}");
                 }
             }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 // mod assertion;
-// mod demo;
+mod demo;
 mod devcerts;
 mod findings;
 mod h2raw;
