@@ -60,6 +60,7 @@ pub fn build_stack(
 + Unpin
 + 'static {
     ServiceBuilder::new()
+        .layer(forward::jwks::JwksLayer::new(shared.clone())) // the assertion JWKS: no decision, no auth
         .layer(observe::ObserveLayer::new(log)) // decision id, timing, metrics, decision log
         .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400
         .layer(authenticate::AuthenticateLayer::new()) // Arc<Principal> from the bearer token, or 401/400

@@ -145,6 +145,9 @@ pub enum Rejection {
     UpstreamUnavailable(&'static str),
     /// The upstream did not answer within `request_timeout`. 504.
     UpstreamTimeout,
+    /// The route asks for a signed identity assertion and none could be made. 500: the
+    /// request is not forwarded without it.
+    AssertionUnavailable,
 }
 
 impl Rejection {
@@ -164,7 +167,9 @@ impl Rejection {
                 Denial::Remediate { .. } => Outcome::Remediate,
                 Denial::Block => Outcome::Block,
             },
-            Rejection::StateUnavailable { .. } => Outcome::Unavailable,
+            Rejection::StateUnavailable { .. } | Rejection::AssertionUnavailable => {
+                Outcome::Unavailable
+            }
             Rejection::UpstreamUnavailable(_) => Outcome::UpstreamError,
             Rejection::UpstreamTimeout => Outcome::UpstreamTimeout,
         }
@@ -185,6 +190,7 @@ impl Rejection {
             Rejection::StateUnavailable { .. } => "state_stale",
             Rejection::UpstreamUnavailable(_) => "upstream_unavailable",
             Rejection::UpstreamTimeout => "upstream_timeout",
+            Rejection::AssertionUnavailable => "assertion_unavailable",
         }
     }
 }
@@ -320,6 +326,11 @@ pub fn reject(rejection: &Rejection, decision_id: DecisionId) -> Response<Body> 
             StatusCode::GATEWAY_TIMEOUT,
             "Gateway Timeout",
             "the upstream did not answer in time".to_owned(),
+        ),
+        Rejection::AssertionUnavailable => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            "the gateway could not sign the identity assertion this route requires".to_owned(),
         ),
     };
 

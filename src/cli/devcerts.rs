@@ -137,6 +137,9 @@ pub fn generate_all_valid(out: &Path, valid: Validity) -> Result<Vec<PathBuf>, S
         crate::authn::dev::generate_signing_keys(out)
             .map_err(|e| format!("signing keys in {}: {e}", out.display()))?,
     );
+    let assertion = out.join("dev-assertion-ec.pem");
+    crate::forward::assertion::write_dev_key(&assertion)?;
+    files.push(assertion);
     let readme = out.join("README.md");
     std::fs::write(&readme, DEV_README).map_err(|e| format!("{}: {e}", readme.display()))?;
     files.push(readme);
@@ -156,6 +159,8 @@ repository): never use any of this in production.
   clock skew): run `accessgate dev-certs` again when they expire
 - `dev-signing-rsa.pem`, `dev-signing-ec.pem`: token-signing keys used by `accessgate dev-token`
 - `dev-jwks.json`: the public keys for those, which the demo config trusts
+- `dev-assertion-ec.pem`: a P-256 key for `[assertion] keys` (the identity assertion the
+  gateway signs for upstreams)
 ";
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub policies: Vec<Spanned<PolicyFile>>,
     pub approved_apps: Option<Spanned<ApprovedAppsFile>>,
     pub log: Option<Spanned<LogFile>>,
+    pub assertion: Option<Spanned<AssertionFile>>,
 }
 
 /// `[listen]`.
@@ -128,6 +129,7 @@ pub struct RouteFile {
     pub forward_token: Option<Spanned<bool>>,
     pub connect_timeout: Option<Str>,
     pub request_timeout: Option<Str>,
+    pub assertion: Option<Spanned<bool>>,
 }
 
 /// `[[policies]]`.
@@ -196,4 +198,21 @@ pub struct LogFile {
     pub level: Option<Str>,
     pub decisions: Option<Str>,
     pub allow_sample: Option<Spanned<f64>>,
+}
+
+/// `[assertion]`: the identity assertion the gateway signs for upstreams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionFile {
+    pub issuer: Option<Str>,
+    pub lifetime: Option<Str>,
+    pub keys: Option<Spanned<Vec<Spanned<AssertionKeyFile>>>>,
+}
+
+/// One of `[assertion] keys = [{ id, key }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionKeyFile {
+    pub id: Option<Str>,
+    pub key: Option<Str>,
 }

@@ -28,7 +28,9 @@ use crate::route::{NormalizedPath, RouteMatch};
 use crate::transport::conn::{ClientIp, ConnInfo};
 use crate::transport::server::TunnelGuard;
 
+pub mod assertion;
 mod fault;
+pub mod jwks;
 
 /// The pooled HTTP/1.1 client used for one route's upstream.
 pub type UpstreamClient = Client<HttpConnector, Body>;
@@ -322,6 +324,25 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
         .iter()
         .any(|n| n.contains(&peer));
     let principal = req.extensions().get::<Arc<Principal>>().cloned();
+    // Signed after the client's x-accessgate-* headers are gone (prepare_headers). A route
+    // that asks for an assertion never goes upstream without one (deny by default).
+    let signed = if cfg.assertion {
+        let token = rm
+            .snapshot
+            .assertion
+            .as_ref()
+            .zip(principal.as_deref())
+            .and_then(|(signer, p)| {
+                let now = crate::authn::unix_now();
+                signer.sign(p, &cfg.resource, &decision_id.to_string(), now)
+            });
+        match token {
+            Some(t) => Some(t),
+            None => return Ok(reject(&Rejection::AssertionUnavailable, decision_id)),
+        }
+    } else {
+        None
+    };
     {
         let headers = req.headers_mut();
         strip_hop_by_hop(headers, upgrade);
@@ -340,6 +361,9 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
             // HTTP/2 clients send :authority, not Host; the upstream still wants the name
             // the client asked for.
             headers.insert(header::HOST, h);
+        }
+        if let Some(t) = signed {
+            headers.insert(assertion::HEADER.clone(), t);
         }
     }
     *req.uri_mut() = uri;

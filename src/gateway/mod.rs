@@ -127,11 +127,16 @@ impl Gateway {
                     let state = state.clone();
                     Arc::new(move || state.observe_age(std::time::SystemTime::now()))
                 };
+                let jwks: crate::ops::admin::JwksSource = {
+                    let shared = shared.clone();
+                    Arc::new(move || shared.load().assertion.as_ref().map(|a| a.jwks()))
+                };
                 let t = tokio::spawn(crate::ops::admin::run(
                     l,
                     metrics.clone(),
                     ready,
                     before_scrape,
+                    jwks,
                     kill_rx.clone(),
                 ));
                 (Some(a), Some(t))

@@ -22,12 +22,17 @@ pub type ReadyCheck = Arc<dyn Fn() -> Result<(), Vec<String>> + Send + Sync>;
 /// (state age) up to date.
 pub type ScrapeHook = Arc<dyn Fn() + Send + Sync>;
 
+/// The live assertion JWKS, when `[assertion]` is configured (served at
+/// [`crate::forward::assertion::JWKS_PATH`]).
+pub type JwksSource = Arc<dyn Fn() -> Option<bytes::Bytes> + Send + Sync>;
+
 /// Serve the admin endpoints until `stop` turns true.
 pub async fn run(
     listener: TcpListener,
     metrics: Metrics,
     ready: ReadyCheck,
     before_scrape: ScrapeHook,
+    jwks: JwksSource,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -45,13 +50,20 @@ pub async fn run(
         let metrics = metrics.clone();
         let ready = ready.clone();
         let before_scrape = before_scrape.clone();
+        let jwks = jwks.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 if req.uri().path() == "/metrics" {
                     before_scrape();
                 }
-                let resp = handle(&req, &metrics, &ready);
+                let resp = if req.uri().path() == crate::forward::assertion::JWKS_PATH
+                    && let Some(keys) = jwks()
+                {
+                    crate::forward::jwks::respond(req.method(), keys)
+                } else {
+                    handle(&req, &metrics, &ready)
+                };
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = http1::Builder::new()

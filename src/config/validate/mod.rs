@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{AuthMode, Config};
 
+mod assertion;
 mod ctx;
 mod issuers;
 mod net;
@@ -104,6 +105,8 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
     };
     let policies = policies::policies(ctx, &file.policies, &known);
     let log = sections::log(ctx, file.log.as_ref());
+    let assertion = assertion::assertion(ctx, file.assertion.as_ref());
+    assertion::check_routes(ctx, file, &routes, assertion.as_ref());
 
     // A route that requires a token with no issuer to verify it would refuse everything:
     // name the first such route so the operator sees which one.
@@ -130,6 +133,7 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
         policies,
         approved_apps,
         log,
+        assertion,
     }
 }
 

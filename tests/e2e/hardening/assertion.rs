@@ -122,7 +122,10 @@ impl Fx {
                 &self.gw.url(path),
                 &[
                     ("authorization", &authz),
-                    ("x-accessgate-assertion", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9."),
+                    (
+                        "x-accessgate-assertion",
+                        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
+                    ),
                 ],
             ),
         )
@@ -161,7 +164,9 @@ fn verify(token: &str, set: &JwkSet, aud: &str) -> (String, Value) {
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.alg, Algorithm::ES256);
     let kid = header.kid.expect("kid");
-    let jwk = set.find(&kid).unwrap_or_else(|| panic!("kid {kid} not in the JWKS"));
+    let jwk = set
+        .find(&kid)
+        .unwrap_or_else(|| panic!("kid {kid} not in the JWKS"));
     let key = DecodingKey::from_jwk(jwk).unwrap();
     let mut v = Validation::new(Algorithm::ES256);
     v.set_issuer(&[ISSUER]);
@@ -214,13 +219,19 @@ async fn no_assertion_where_the_route_does_not_ask_and_spoofs_never_pass() {
     let mut fx = start(&["k1"]).await;
     for h2 in [false, true] {
         let headers = fx.forwarded("/plain", h2).await;
-        assert!(headers.get("x-accessgate-assertion").is_none(), "{headers:?}");
+        assert!(
+            headers.get("x-accessgate-assertion").is_none(),
+            "{headers:?}"
+        );
         // An unauthenticated route: the client's header is dropped all the same.
         let before = fx.up.count();
         let c = client(&fx.gw.ca(), h2);
         let (parts, _) = send(
             &c,
-            get(&fx.gw.url("/open/x"), &[("x-accessgate-assertion", "forged")]),
+            get(
+                &fx.gw.url("/open/x"),
+                &[("x-accessgate-assertion", "forged")],
+            ),
         )
         .await;
         assert_eq!(parts.status, 200);
@@ -248,14 +259,30 @@ async fn rotation_by_reload_swaps_the_signing_key_and_the_published_set() {
     let set = fx.jwks(false).await;
     assert_eq!(kids(&set), ["k1", "k2"]);
     let h = fx.forwarded("/asserted", false).await;
-    assert_eq!(verify(h["x-accessgate-assertion"].to_str().unwrap(), &set, "orders-api").0, "k1");
+    assert_eq!(
+        verify(
+            h["x-accessgate-assertion"].to_str().unwrap(),
+            &set,
+            "orders-api"
+        )
+        .0,
+        "k1"
+    );
     // 2. k2 signs; k1 stays published for assertions already in flight.
     apply(&["k2", "k1"]).unwrap();
     let set = fx.jwks(true).await;
     assert_eq!(kids(&set), ["k2", "k1"]);
     assert_eq!(kids(&fx.admin_jwks().await), ["k2", "k1"]);
     let h = fx.forwarded("/asserted", true).await;
-    assert_eq!(verify(h["x-accessgate-assertion"].to_str().unwrap(), &set, "orders-api").0, "k2");
+    assert_eq!(
+        verify(
+            h["x-accessgate-assertion"].to_str().unwrap(),
+            &set,
+            "orders-api"
+        )
+        .0,
+        "k2"
+    );
     // 3. k1 retired.
     apply(&["k2"]).unwrap();
     assert_eq!(kids(&fx.jwks(false).await), ["k2"]);
@@ -273,9 +300,17 @@ fn bad_assertion_key_config_is_refused() {
     let dir = certs.dir.path();
     std::fs::write(dir.join("state.json"), EMPTY_STATE).unwrap();
     write_key(dir, "k1");
-    std::fs::write(dir.join("assertion-garbage.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        dir.join("assertion-garbage.pem"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     // An RSA key cannot sign ES256; neither can a P-384 key.
-    std::fs::copy(dir.join("dev-signing-rsa.pem"), dir.join("assertion-rsa.pem")).unwrap();
+    std::fs::copy(
+        dir.join("dev-signing-rsa.pem"),
+        dir.join("assertion-rsa.pem"),
+    )
+    .unwrap();
     let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     std::fs::write(dir.join("assertion-p384.pem"), p384.serialize_pem()).unwrap();
     let parse = |keys: &str| {
@@ -302,10 +337,19 @@ fn bad_assertion_key_config_is_refused() {
     for (bad, why) in [
         (String::new(), "at least one key"),
         (format!("{k1}, {k1}"), "\"k1\" is already assertion.keys[0]"),
-        ("{ id = \"\", key = \"x.pem\" }".to_owned(), "assertion.keys[0].id"),
-        ("{ id = \"k\\\"1\", key = \"x.pem\" }".to_owned(), "assertion.keys[0].id"),
+        (
+            "{ id = \"\", key = \"x.pem\" }".to_owned(),
+            "assertion.keys[0].id",
+        ),
+        (
+            "{ id = \"k\\\"1\", key = \"x.pem\" }".to_owned(),
+            "assertion.keys[0].id",
+        ),
         ("{ id = \"k1\" }".to_owned(), "assertion.keys[0].key"),
-        ("{ id = \"k1\", key = \"x.pem\", alg = \"RS256\" }".to_owned(), "alg"),
+        (
+            "{ id = \"k1\", key = \"x.pem\", alg = \"RS256\" }".to_owned(),
+            "alg",
+        ),
     ] {
         let err = parse(&bad).unwrap_err().to_string();
         assert!(err.contains(why), "{bad}: {err}");
@@ -314,7 +358,11 @@ fn bad_assertion_key_config_is_refused() {
         .replace("{certs}", &dir.display().to_string())
         .replace("{upstream}", "http://127.0.0.1:9");
     for (from, to, why) in [
-        (format!("issuer = \"{ISSUER}\""), "issuer = \"\"".to_owned(), "assertion.issuer"),
+        (
+            format!("issuer = \"{ISSUER}\""),
+            "issuer = \"\"".to_owned(),
+            "assertion.issuer",
+        ),
         (
             "[assertion]".to_owned(),
             "[assertion]\nlifetime = \"5m\"".to_owned(),

@@ -2,7 +2,7 @@
 //! upstream can verify, end to end through the running gateway.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-// mod assertion;
+mod assertion;
 mod demo;
 mod devcerts;
 mod findings;
