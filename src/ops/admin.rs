@@ -1,6 +1,7 @@
 //! The admin listener (plain HTTP, keep it on loopback): `/metrics` (Prometheus text),
 //! `/healthz` (the process is alive), `/readyz` (config, keys and state are loaded and
-//! fresh, and we are not draining).
+//! fresh, and we are not draining), and the assertion JWKS
+//! (`/.well-known/accessgate/jwks.json`) when `[assertion]` is configured.
 
 use std::convert::Infallible;
 use std::sync::Arc;
