@@ -254,12 +254,12 @@ fn interleaved_ratio(mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
 /// `EncodingKey` built once, which re-parses the PKCS#8 key inside every call.
 fn assertion_benches(c: &mut Criterion) {
     use accessgate::config::{AssertionConfig, AssertionKey};
-    use accessgate::forward::assertion::AssertionSigner;
+    use accessgate::snapshot::assertion::AssertionSigner;
 
     let dir = std::env::temp_dir().join(format!("accessgate-bench-assert-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("k1.pem");
-    accessgate::forward::assertion::write_dev_key(&path).unwrap();
+    accessgate::snapshot::assertion::write_dev_key(&path).unwrap();
     let pem = std::fs::read(&path).unwrap();
     let signer = AssertionSigner::load(&AssertionConfig {
         issuer: "https://gateway.corp.example/assertion".into(),

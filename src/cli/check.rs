@@ -15,7 +15,7 @@ pub fn run(config: &Config) -> Result<String, Vec<String>> {
         errors.push(format!("policies: {e}"));
     }
     if let Some(a) = &config.assertion
-        && let Err(e) = crate::forward::assertion::AssertionSigner::load(a)
+        && let Err(e) = crate::snapshot::assertion::AssertionSigner::load(a)
     {
         errors.push(e);
     }

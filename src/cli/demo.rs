@@ -16,8 +16,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::authn::dev::{DevAlg, DevSigner, DevTokenOptions};
+use crate::authn::dev::DevSigner;
 use crate::body::Body;
+use crate::cli::demo_scenarios;
+pub use crate::cli::demo_scenarios::{Scenario, demo_token};
 use crate::config::DEMO_CONFIG;
 use crate::respond::push_json_str;
 use crate::{Gateway, StartOptions};
@@ -217,18 +219,10 @@ fn materialize(dir: &Path, config: &str, state: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// One demo request: who calls, and what the gateway should answer.
-pub struct Scenario {
-    pub title: &'static str,
-    pub expect: &'static str,
-    pub path: &'static str,
-    pub token: Option<DevTokenOptions>,
-}
-
 /// The demo's scenarios for a demo started at `started` (unix seconds), matching
 /// `config/demo.toml` and the demo's state.
 pub fn scenarios(started: i64) -> Vec<Scenario> {
-    crate::cli::demo_scenarios::all(started)
+    demo_scenarios::all(started)
 }
 
 /// What the demo prints at start: where things are, and a curl command per scenario.
@@ -341,12 +335,4 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         http::HeaderValue::from_static("application/json"),
     );
     Ok(resp)
-}
-
-/// Options for a demo token as `alg` (ES256 keeps the pasted commands short).
-pub fn demo_token(alg: DevAlg) -> DevTokenOptions {
-    DevTokenOptions {
-        alg,
-        ..DevTokenOptions::default()
-    }
 }

@@ -138,7 +138,7 @@ pub fn generate_all_valid(out: &Path, valid: Validity) -> Result<Vec<PathBuf>, S
             .map_err(|e| format!("signing keys in {}: {e}", out.display()))?,
     );
     let assertion = out.join("dev-assertion-ec.pem");
-    crate::forward::assertion::write_dev_key(&assertion)?;
+    crate::snapshot::assertion::write_dev_key(&assertion)?;
     files.push(assertion);
     let readme = out.join("README.md");
     std::fs::write(&readme, DEV_README).map_err(|e| format!("{}: {e}", readme.display()))?;

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 pub mod duration;
 pub mod file;
+pub mod path;
 pub mod validate;
 
 pub use validate::{ConfigError, DEMO_CONFIG, load, parse_str};

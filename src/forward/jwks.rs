@@ -18,9 +18,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::assertion::JWKS_PATH;
 use crate::body::Body;
 use crate::snapshot::SharedSnapshot;
+use crate::snapshot::assertion::JWKS_PATH;
 
 /// How long verifiers may cache the key set. Rotation publishes a new key well before it
 /// signs (see `docs/configuration.md`), so this bounds how long that step must last.

@@ -23,9 +23,10 @@ pub type ReadyCheck = Arc<dyn Fn() -> Result<(), Vec<String>> + Send + Sync>;
 /// (state age) up to date.
 pub type ScrapeHook = Arc<dyn Fn() + Send + Sync>;
 
-/// The live assertion JWKS, when `[assertion]` is configured (served at
-/// [`crate::forward::assertion::JWKS_PATH`]).
-pub type JwksSource = Arc<dyn Fn() -> Option<bytes::Bytes> + Send + Sync>;
+/// Answers the assertion JWKS (`/.well-known/accessgate/jwks.json`) when `[assertion]`
+/// is configured: `Some(response)` for a request it serves. Built by the gateway from the
+/// live snapshot, so this module imports neither the snapshot nor `forward`.
+pub type JwksRoute = Arc<dyn Fn(&Method, &str) -> Option<Response<Body>> + Send + Sync>;
 
 /// Serve the admin endpoints until `stop` turns true.
 pub async fn run(
@@ -33,7 +34,7 @@ pub async fn run(
     metrics: Metrics,
     ready: ReadyCheck,
     before_scrape: ScrapeHook,
-    jwks: JwksSource,
+    jwks: JwksRoute,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -58,13 +59,8 @@ pub async fn run(
                 if req.uri().path() == "/metrics" {
                     before_scrape();
                 }
-                let resp = if req.uri().path() == crate::forward::assertion::JWKS_PATH
-                    && let Some(keys) = jwks()
-                {
-                    crate::forward::jwks::respond(req.method(), keys)
-                } else {
-                    handle(&req, &metrics, &ready)
-                };
+                let resp = jwks(req.method(), req.uri().path())
+                    .unwrap_or_else(|| handle(&req, &metrics, &ready));
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = http1::Builder::new()

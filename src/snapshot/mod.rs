@@ -12,11 +12,16 @@ use arc_swap::ArcSwap;
 
 use crate::authn::Authenticator;
 use crate::config::{Config, RouteConfig};
-use crate::forward::assertion::AssertionSigner;
-use crate::forward::{UpstreamClient, client_for};
 use crate::ops::metrics::{Metrics, RouteMetrics};
 use crate::policy::PolicySet;
-use crate::route::Router;
+
+pub mod assertion;
+pub mod router;
+pub mod upstream;
+
+use assertion::AssertionSigner;
+use router::Router;
+use upstream::{UpstreamClient, client_for};
 
 /// One route with its precomputed hot-path pieces.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! `[assertion]`: the issuer, lifetime and keys of the identity assertion, and the routes
 //! that ask for one. Key *files* are opened by `check` and at start / reload (see
-//! `forward::assertion`), like TLS material; here only their shape is checked.
+//! `snapshot::assertion`), like TLS material; here only their shape is checked.
 
 use std::time::Duration;
 

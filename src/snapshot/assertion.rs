@@ -1,7 +1,11 @@
 //! The identity assertion: a short-lived ES256 JWT in `x-accessgate-assertion` that tells
 //! an upstream who the gateway let through (user, app, device, decision id), for which
 //! resource (`aud`), and that it was the gateway, not something that reached the upstream
-//! another way. The public keys are a JWKS at [`JWKS_PATH`] on both listeners.
+//! another way. The public keys are a JWKS at [`JWKS_PATH`] on both listeners
+//! (`forward::jwks`, `ops::admin`); `forward` adds the header.
+//!
+//! It lives in the snapshot because its keys are per config version, like the upstream
+//! clients: a reload swaps the signer and the published set together.
 //!
 //! Signing is on the request path, so everything that does not depend on the request is
 //! done once per snapshot: the PEM is parsed into an aws-lc `EcdsaKeyPair`, the JOSE
