@@ -391,3 +391,51 @@ fn bad_assertion_key_config_is_refused() {
         .to_string();
     assert!(err.contains("routes[0].assertion"), "{err}");
 }
+
+#[tokio::test]
+async fn a_route_that_asks_for_an_assertion_is_never_forwarded_without_one() {
+    // The config layer refuses `assertion = true` without [assertion]; a Config built in
+    // code can still say so. Deny by default: 500, and the upstream sees nothing.
+    let up = Upstream::start().await;
+    let certs = Certs::new();
+    std::fs::write(certs.path("state.json"), EMPTY_STATE).unwrap();
+    write_key(certs.dir.path(), "k1");
+    let signer = DevSigner::load(certs.dir.path()).unwrap();
+    let text = config(&keys(&["k1"]))
+        .replace("{certs}", &certs.dir.path().display().to_string())
+        .replace("{upstream}", &up.url());
+    let mut cfg = accessgate::config::parse_str(&text, &certs.path("a.toml")).unwrap();
+    cfg.assertion = None;
+    let gw = accessgate::Gateway::start(cfg, accessgate::StartOptions { quiet: true })
+        .await
+        .unwrap();
+    let fx = Fx {
+        gw: TestGateway {
+            addr: gw.local_addr(),
+            admin: gw.admin_addr(),
+            gw: Some(gw),
+            config_path: certs.path("a.toml"),
+            certs,
+        },
+        up,
+        signer,
+    };
+    let authz = format!("Bearer {}", fx.token());
+    for h2 in [false, true] {
+        let c = client(&fx.gw.ca(), h2);
+        let (parts, body) = send(
+            &c,
+            get(&fx.gw.url("/asserted"), &[("authorization", &authz)]),
+        )
+        .await;
+        let v = assert_problem(&parts, &body, 500);
+        assert_eq!(v["reason"], "assertion_unavailable", "{v}");
+    }
+    assert_eq!(fx.up.count(), 0, "forwarded without its assertion");
+    // Without [assertion] the well-known path is not special: it is routed like any other.
+    let c = client(&fx.gw.ca(), false);
+    let (parts, _) = send(&c, get(&fx.gw.url(JWKS_PATH), &[])).await;
+    assert_eq!(parts.status, 401, "routed to the protected catch-all route");
+    let mut gw = fx.gw;
+    gw.shutdown().await;
+}
