@@ -16,7 +16,6 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 use http::{Request, Response};
@@ -329,8 +328,8 @@ where
         };
 
         let shared = &self.shared;
-        let now = SystemTime::now();
-        let now_s = crate::state::unix_ms(now) / 1000;
+        let now = crate::clock::now();
+        let now_s = crate::clock::unix_secs(now);
         // One load per request: this snapshot is the state the request is decided on,
         // whatever a refresh swaps in meanwhile.
         let snap = shared.store.current();

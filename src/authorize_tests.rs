@@ -94,7 +94,7 @@ fn alice(iat: i64) -> Arc<Principal> {
 }
 
 fn now_s() -> i64 {
-    crate::state::unix_ms(SystemTime::now()) / 1000
+    crate::clock::unix_secs(SystemTime::now())
 }
 
 struct Harness {

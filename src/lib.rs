@@ -4,18 +4,27 @@
 //! every request, checks the caller's managed-app and device-compliance state against
 //! cached policy state, and forwards, blocks, asks for remediation, or forces a fresh sign-in.
 //!
-//! The request path, each step a tower layer testable alone:
+//! The request path, each step a tower layer testable alone, each in its own module:
 //!
 //! ```text
-//! accept -> tls -> http -> [observe: early refusal -> route -> authenticate -> authorize -> forward]
-//!                                    (any rejection -> respond)
+//! transport   accept -> tls -> http (hyper; the HTTP/1.1 smuggling guard beside it)
+//! build_stack observe [ early refusal -> route -> authenticate -> authorize -> forward ]
+//!               |         any refusal -> respond (problem+json), counted and logged
+//!               +-- decision id, timing, requests_total, one decision log line
 //! ```
+//!
+//! Around it: [`gateway`] (listeners, snapshot swaps, reload), [`snapshot`] (the
+//! immutable config version a request runs on), [`state`] (policy state and its sources),
+//! [`ops`] (metrics, admin, logging), [`cli`] (the subcommands). Underneath: [`policy`]
+//! (the pure engine), [`authn`] (the token engine), [`config`], [`clock`]. Dependencies
+//! point one way, cli -> gateway -> steps -> engines -> config (tests/e2e/layout.rs).
 
 pub mod authenticate;
 pub mod authn;
 pub mod authorize;
 pub mod body;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod forward;
 pub mod gateway;

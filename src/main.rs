@@ -1,17 +1,16 @@
-//! The `accessgate` command: subcommands, runtime start, exit codes. Everything else is
-//! library code (see `src/lib.rs`).
+//! The `accessgate` command: parse the command line and dispatch. What each subcommand
+//! does lives in `src/cli/` (see `accessgate::cli`); the gateway itself in `src/lib.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use accessgate::config::{self, Config};
+use accessgate::cli::commands::{self, DevTokenArgs};
 
 /// See the `mimalloc` note in Cargo.toml.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use accessgate::{Gateway, StartOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -92,67 +91,15 @@ enum Command {
     },
 }
 
-#[derive(clap::Args, Debug)]
-struct DevTokenArgs {
-    /// Folder with dev-signing-rsa.pem / dev-signing-ec.pem (from `dev-certs`).
-    #[arg(long, default_value = "certs")]
-    keys: PathBuf,
-    /// Signing algorithm.
-    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
-    alg: String,
-    /// Header kid (default: the dev key's own).
-    #[arg(long)]
-    kid: Option<String>,
-    /// Lifetime, e.g. "1h", "90s".
-    #[arg(long, default_value = "1h")]
-    expires_in: String,
-    /// Backdate iat and auth_time by this much (e.g. "2h"), to try sign-out rules.
-    #[arg(long)]
-    issued_ago: Option<String>,
-    #[arg(long, default_value = accessgate::authn::dev::DEMO_ISSUER)]
-    iss: String,
-    #[arg(long, default_value = accessgate::authn::dev::DEMO_AUDIENCE)]
-    aud: String,
-    #[arg(long, default_value = "dev-user-subject")]
-    sub: String,
-    /// User object id (`oid`).
-    #[arg(long)]
-    oid: Option<String>,
-    /// Tenant id (`tid`).
-    #[arg(long)]
-    tid: Option<String>,
-    /// Client app id (`azp`).
-    #[arg(long)]
-    azp: Option<String>,
-    /// Entra device id (`deviceid`).
-    #[arg(long)]
-    deviceid: Option<String>,
-    /// Group ids (repeatable).
-    #[arg(long = "group")]
-    groups: Vec<String>,
-    /// `amr` values (repeatable; default pwd).
-    #[arg(long = "amr")]
-    amr: Vec<String>,
-    /// `acrs` values (repeatable).
-    #[arg(long = "acrs")]
-    acrs: Vec<String>,
-    /// Mark the client CAE-capable (`xms_cc: ["cp1"]`).
-    #[arg(long)]
-    cae: bool,
-    /// A JSON file whose object members are added to (and override) the claims.
-    #[arg(long)]
-    claims: Option<PathBuf>,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(&cli.config),
-        Command::Check => check(&cli.config),
+        Command::Run => commands::run(&cli.config),
+        Command::Check => commands::check(&cli.config),
         Command::Demo { upstream_port } => accessgate::cli::demo::run(upstream_port),
-        Command::DevCerts { out } => dev_certs(&out),
-        Command::DevToken(args) => dev_token(&args),
-        Command::DevEcho { listen } => dev_echo(listen),
+        Command::DevCerts { out } => commands::dev_certs(&out),
+        Command::DevToken(args) => commands::dev_token(&args),
+        Command::DevEcho { listen } => commands::dev_echo(listen),
         Command::Eval {
             resource,
             token,
@@ -174,200 +121,6 @@ fn main() -> ExitCode {
         Command::TestPolicies { cases, state } => {
             accessgate::cli::eval::test_policies(&cli.config, &cases, state.as_deref())
         }
-        Command::Healthcheck { address } => healthcheck(&cli.config, address),
-    }
-}
-
-fn dev_echo(listen: std::net::SocketAddr) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("dev-echo: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(async {
-        match accessgate::cli::demo::echo_server(listen).await {
-            Ok(addr) => {
-                println!("echo upstream on http://{addr}");
-                let _ = tokio::signal::ctrl_c().await;
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("dev-echo: {listen}: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
-}
-
-fn dev_token(a: &DevTokenArgs) -> ExitCode {
-    use accessgate::authn::dev::{DevAlg, DevTokenOptions, mint};
-    let fail = |msg: String| {
-        eprintln!("dev-token: {msg}");
-        ExitCode::FAILURE
-    };
-    let expires_in = match config::duration::parse_duration(&a.expires_in) {
-        Ok(d) => d,
-        Err(e) => return fail(format!("--expires-in: {e}")),
-    };
-    let mut opts = DevTokenOptions {
-        issuer: a.iss.clone(),
-        audience: a.aud.clone(),
-        subject: a.sub.clone(),
-        expires_in,
-        alg: DevAlg::parse(&a.alg).unwrap_or(DevAlg::RS256),
-        kid: a.kid.clone(),
-        tid: a.tid.clone(),
-        deviceid: a.deviceid.clone(),
-        groups: a.groups.clone(),
-        acrs: a.acrs.clone(),
-        ..DevTokenOptions::default()
-    };
-    if a.oid.is_some() {
-        opts.oid = a.oid.clone();
-    }
-    if a.azp.is_some() {
-        opts.azp = a.azp.clone();
-    }
-    if !a.amr.is_empty() {
-        opts.amr = a.amr.clone();
-    }
-    if a.cae {
-        opts.xms_cc = vec!["cp1".to_owned()];
-    }
-    if let Some(ago) = &a.issued_ago {
-        match config::duration::parse_duration(ago) {
-            Ok(d) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|t| t.as_secs() as i64)
-                    .unwrap_or(0);
-                let iat = now - d.as_secs() as i64;
-                opts.iat = Some(iat);
-                opts.auth_time = Some(iat);
-            }
-            Err(e) => return fail(format!("--issued-ago: {e}")),
-        }
-    }
-    if let Some(path) = &a.claims {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => return fail(format!("{}: {e}", path.display())),
-        };
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(serde_json::Value::Object(m)) => opts.extra = m,
-            Ok(_) => return fail(format!("{}: must hold a JSON object", path.display())),
-            Err(e) => return fail(format!("{}: {e}", path.display())),
-        }
-    }
-    match mint(&opts, &a.keys) {
-        Ok(t) => {
-            println!("{t}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e.to_string()),
-    }
-}
-
-fn load(path: &Path) -> Result<Config, ExitCode> {
-    config::load(path).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::FAILURE
-    })
-}
-
-fn run(path: &Path) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    accessgate::ops::telemetry::init(&config.log.level);
-    let rt = match accessgate::cli::runtime::build(config.runtime.worker_threads) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(async {
-        let gw = match Gateway::start(config, StartOptions::default()).await {
-            Ok(gw) => gw,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start");
-                eprintln!("cannot start: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        accessgate::gateway::reload::serve_until_stopped(&gw, path).await;
-        gw.shutdown().await;
-        ExitCode::SUCCESS
-    })
-}
-
-fn check(path: &Path) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match accessgate::cli::check::run(&config) {
-        Ok(summary) => {
-            println!("{summary}");
-            println!("OK: {} is valid", path.display());
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            for e in errors {
-                eprintln!("{e}");
-            }
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn dev_certs(out: &Path) -> ExitCode {
-    let valid = accessgate::cli::devcerts::Validity::from(time::OffsetDateTime::now_utc());
-    match accessgate::cli::devcerts::generate_all_valid(out, valid) {
-        Ok(files) => {
-            for f in files {
-                println!("wrote {}", f.display());
-            }
-            println!("certificates {valid}");
-            println!("DEV ONLY: never use this material in production.");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("dev-certs: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn healthcheck(path: &Path, address: Option<String>) -> ExitCode {
-    let addr = match address {
-        Some(a) => a,
-        None => match load(path) {
-            Ok(c) => match c.admin.address {
-                Some(a) => a.to_string(),
-                None => {
-                    eprintln!(
-                        "healthcheck: the admin listener is disabled in {}",
-                        path.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            },
-            Err(code) => return code,
-        },
-    };
-    match accessgate::ops::admin::probe_ready(&addr, std::time::Duration::from_secs(3)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("not ready: {e}");
-            ExitCode::FAILURE
-        }
+        Command::Healthcheck { address } => commands::healthcheck(&cli.config, address),
     }
 }

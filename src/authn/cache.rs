@@ -91,7 +91,7 @@ impl Expiry<TokenDigest, Arc<CacheEntry>> for UntilExp {
         value: &Arc<CacheEntry>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let left = value.principal.exp.saturating_sub(super::unix_now());
+        let left = value.principal.exp.saturating_sub(crate::clock::unix_now());
         Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
     }
 }

@@ -179,7 +179,7 @@ impl DevSigner {
         self.sign(
             opts.alg,
             &header,
-            &Value::Object(opts.claims(super::unix_now())),
+            &Value::Object(opts.claims(crate::clock::unix_now())),
         )
     }
 

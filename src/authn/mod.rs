@@ -24,6 +24,7 @@ mod fetch;
 mod issuer;
 mod jose;
 mod keys;
+mod offline;
 mod store;
 
 use std::sync::{Arc, Weak};
@@ -36,6 +37,7 @@ use tokio::task::AbortHandle;
 
 pub use bearer::MAX_TOKEN_BYTES;
 pub use error::{RefusalReason, TokenRefusal};
+pub use offline::principal_from_payload;
 pub use principal::Principal;
 
 use cache::{CacheEntry, TokenCache, TokenDigest};
@@ -44,6 +46,7 @@ use issuer::Issuer;
 use keys::{Key, Lookup, MAX_KID_LEN};
 use store::{KeyStore, Refetch};
 
+use crate::clock::unix_now;
 use crate::config::{ClaimNames, Config, IssuerConfig, KeySource};
 use crate::ops::metrics::Metrics;
 use crate::respond::Rejection;
@@ -60,13 +63,6 @@ const KEYS_NOT_LOADED: TokenRefusal = TokenRefusal::new(
     RefusalReason::UnknownKey,
     "signing keys are not available yet",
 );
-
-/// Seconds since the Unix epoch (0 if the clock is before 1970).
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
 
 /// Validates bearer tokens for every configured issuer. One per config snapshot; key
 /// stores (and the cache, when the issuers are unchanged) carry over a reload.

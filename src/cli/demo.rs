@@ -112,7 +112,7 @@ pub struct RunningDemo {
 
 /// Write the demo's files under `dir`, start its echo upstream and the gateway.
 pub async fn start(dir: &Path, opts: DemoOptions) -> Result<RunningDemo, String> {
-    let started = crate::authn::unix_now();
+    let started = crate::clock::unix_now();
     let upstream = echo_server(SocketAddr::from(([127, 0, 0, 1], opts.upstream_port)))
         .await
         .map_err(|e| {

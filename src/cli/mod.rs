@@ -2,6 +2,7 @@
 //! itself. Nothing in the request pipeline imports from here; the dependency points the
 //! other way (cli -> gateway -> stages).
 //!
+//! - [`commands`]: each subcommand's entry point (exit codes, messages).
 //! - [`check`]: `accessgate check`.
 //! - [`eval`] and [`whatif`]: `accessgate eval` and `accessgate test-policies` (What If).
 //! - [`demo`], [`demo_scenarios`] and [`demo_state`]: `accessgate demo`, its echo upstream
@@ -10,6 +11,7 @@
 //! - [`runtime`]: the tokio runtime sized from the config.
 
 pub mod check;
+pub mod commands;
 pub mod demo;
 pub mod demo_scenarios;
 pub mod demo_state;

@@ -1,7 +1,10 @@
 //! `Gateway`: the running proxy. Binds the listeners, publishes the first snapshot, starts
 //! the background tasks, and owns the shutdown sequence. Used by `main`, tests and benches.
 
+pub mod error;
 pub mod reload;
+
+pub use error::{ReloadError, StartError};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,17 +24,19 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::state::{Freshness, StateStore};
 use crate::transport::server::{ServerSettings, Shutdown};
 
-/// Why the gateway could not start.
-#[derive(Debug)]
-pub struct StartError(pub String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Bind `addr` (the value of config key `key`) and read back the bound address.
+async fn bind(
+    key: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { key, addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::LocalAddr { key, source })?;
+    Ok((listener, local))
 }
-
-impl std::error::Error for StartError {}
 
 /// Knobs that are not config-file settings (tests, benches, the demo).
 #[derive(Debug, Clone, Default)]
@@ -72,8 +77,8 @@ impl Gateway {
     pub async fn start(config: Config, opts: StartOptions) -> Result<Self, StartError> {
         crate::transport::tls::install_provider();
         let metrics = Metrics::new();
-        let tls_cfg = crate::transport::tls::server_config(&config.listen)
-            .map_err(|e| StartError(e.to_string()))?;
+        let tls_cfg =
+            crate::transport::tls::server_config(&config.listen).map_err(StartError::Tls)?;
         let tls = Arc::new(ArcSwap::new(tls_cfg));
         let settings = ServerSettings::from(&config.listen);
         let grace = config.runtime.shutdown_grace;
@@ -82,12 +87,11 @@ impl Gateway {
         let log = if opts.quiet {
             DecisionLog::off(&metrics)
         } else {
-            DecisionLog::new(&config.log, &metrics)
-                .map_err(|e| StartError(format!("decision log: {e}")))?
+            DecisionLog::new(&config.log, &metrics).map_err(StartError::DecisionLog)?
         };
         let config = Arc::new(config);
-        let snapshot = Snapshot::build(config.clone(), &metrics, None)
-            .map_err(|e| StartError(e.to_string()))?;
+        let snapshot =
+            Snapshot::build(config.clone(), &metrics, None).map_err(StartError::Snapshot)?;
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
         // Policy state is needed only where requests are authorized; a gateway whose
         // routes are all `auth = "none"` neither loads nor waits for it.
@@ -101,12 +105,7 @@ impl Gateway {
             .with_label_values(&[&config_hash(&config)])
             .set(1);
 
-        let listener = TcpListener::bind(listen_addr)
-            .await
-            .map_err(|e| StartError(format!("listen.address {listen_addr}: {e}")))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| StartError(format!("listen.address: {e}")))?;
+        let (listener, local_addr) = bind("listen.address", listen_addr).await?;
 
         let (drain_tx, drain_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
@@ -116,16 +115,11 @@ impl Gateway {
 
         let (admin_addr, admin_task) = match admin_cfg {
             Some(addr) => {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| StartError(format!("admin.address {addr}: {e}")))?;
-                let a = l
-                    .local_addr()
-                    .map_err(|e| StartError(format!("admin.address: {e}")))?;
+                let (l, a) = bind("admin.address", addr).await?;
                 let ready = ready_check(shared.clone(), state.clone(), draining.clone());
                 let before_scrape: crate::ops::admin::ScrapeHook = {
                     let state = state.clone();
-                    Arc::new(move || state.observe_age(std::time::SystemTime::now()))
+                    Arc::new(move || state.observe_age(crate::clock::now()))
                 };
                 let jwks: crate::ops::admin::JwksRoute = {
                     let shared = shared.clone();
@@ -261,7 +255,7 @@ fn ready_check(
             why.push("signing keys not loaded for every issuer".to_owned());
         }
         if needs_state(&snap.config)
-            && let Err(e) = state.readiness(std::time::SystemTime::now())
+            && let Err(e) = state.readiness(crate::clock::now())
         {
             why.push(e);
         }
@@ -283,7 +277,7 @@ impl Gateway {
     /// reload live. A change that needs a restart (listen or admin address, `[listen]`
     /// limits and timeouts, `[runtime]`, `[log]`, `[state]`) is refused with a message
     /// saying so, and nothing changes.
-    pub fn apply_config(&self, config: Config) -> Result<(), String> {
+    pub fn apply_config(&self, config: Config) -> Result<(), ReloadError> {
         let outcome = self.try_apply(config);
         let label = if outcome.is_ok() { "success" } else { "error" };
         self.metrics
@@ -293,52 +287,53 @@ impl Gateway {
         outcome
     }
 
-    fn try_apply(&self, config: Config) -> Result<(), String> {
+    fn try_apply(&self, config: Config) -> Result<(), ReloadError> {
         let current = self.shared.load_full();
         let old = &current.config;
         if config.listen.address != old.listen.address {
-            return Err(format!(
+            return Err(ReloadError::NeedsRestart(format!(
                 "listen.address changed ({} -> {}): that needs a restart; keeping the running config",
                 old.listen.address, config.listen.address
-            ));
+            )));
         }
         if config.state.source != old.state.source
             || config.state.refresh != old.state.refresh
             || config.state.max_staleness != old.state.max_staleness
             || config.state.fail_open != old.state.fail_open
         {
-            return Err("[state] changed: that needs a restart; keeping the running config".into());
+            return Err(ReloadError::NeedsRestart(
+                "[state] changed: that needs a restart; keeping the running config".into(),
+            ));
         }
         if needs_state(&config) && !needs_state(old) {
-            return Err("the first route with auth = \"required\" needs policy state loaded at start: restart; keeping the running config".into());
+            return Err(ReloadError::NeedsRestart("the first route with auth = \"required\" needs policy state loaded at start: restart; keeping the running config".into()));
         }
         if ServerSettings::from(&config.listen) != ServerSettings::from(&old.listen) {
-            return Err("[listen] limits or timeouts changed (max_connections, max_header_bytes, header_read_timeout, idle_timeout, handshake_timeout, h2_max_concurrent_streams): they are fixed for the listener's life and need a restart; keeping the running config".into());
+            return Err(ReloadError::NeedsRestart("[listen] limits or timeouts changed (max_connections, max_header_bytes, header_read_timeout, idle_timeout, handshake_timeout, h2_max_concurrent_streams): they are fixed for the listener's life and need a restart; keeping the running config".into()));
         }
         if config.runtime.worker_threads != old.runtime.worker_threads
             || config.runtime.shutdown_grace != old.runtime.shutdown_grace
         {
-            return Err(
+            return Err(ReloadError::NeedsRestart(
                 "[runtime] changed: that needs a restart; keeping the running config".into(),
-            );
+            ));
         }
         if config.log.decisions != old.log.decisions
             || config.log.allow_sample != old.log.allow_sample
             || config.log.level != old.log.level
         {
-            return Err("[log] changed: the log sinks are opened at start, which needs a restart; keeping the running config".into());
+            return Err(ReloadError::NeedsRestart("[log] changed: the log sinks are opened at start, which needs a restart; keeping the running config".into()));
         }
         if config.admin.address != old.admin.address {
-            return Err(
+            return Err(ReloadError::NeedsRestart(
                 "admin.address changed: that needs a restart; keeping the running config".into(),
-            );
+            ));
         }
-        let tls =
-            crate::transport::tls::server_config(&config.listen).map_err(|e| e.to_string())?;
+        let tls = crate::transport::tls::server_config(&config.listen).map_err(ReloadError::Tls)?;
         let hash = config_hash(&config);
         let config = Arc::new(config);
-        let snapshot =
-            Snapshot::build(config, &self.metrics, Some(&current)).map_err(|e| e.to_string())?;
+        let snapshot = Snapshot::build(config, &self.metrics, Some(&current))
+            .map_err(ReloadError::Snapshot)?;
         self.tls.store(tls);
         self.shared.store(Arc::new(snapshot));
         self.metrics.config_info.reset();
@@ -348,10 +343,10 @@ impl Gateway {
     }
 
     /// Reload only the TLS certificate and key named by the live config.
-    pub fn reload_tls(&self) -> Result<(), String> {
+    pub fn reload_tls(&self) -> Result<(), ReloadError> {
         let current = self.shared.load_full();
         let outcome =
-            crate::transport::tls::server_config(&current.config.listen).map_err(|e| e.to_string());
+            crate::transport::tls::server_config(&current.config.listen).map_err(ReloadError::Tls);
         let label = if outcome.is_ok() { "success" } else { "error" };
         self.metrics
             .reloads_total

@@ -17,6 +17,7 @@ use http::{Method, Request};
 use prometheus::IntCounter;
 
 use crate::authn::Principal;
+use crate::clock::now_rfc3339;
 use crate::config::{DecisionLogTarget, LogConfig};
 use crate::ids::DecisionId;
 use crate::ops::metrics::Metrics;
@@ -264,10 +265,4 @@ fn spawn_writer(out: Box<dyn std::io::Write + Send>) -> std::io::Result<SyncSend
             }
         })?;
     Ok(tx)
-}
-
-fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

@@ -46,7 +46,7 @@ fn signs_with_the_first_key_and_publishes_all() {
         .collect();
     assert_eq!(kids, ["k2", "k1"]);
 
-    let now = crate::authn::unix_now();
+    let now = crate::clock::unix_now();
     let token = s.sign(&principal(), "orders", "d-1", now).unwrap();
     let token = token.to_str().unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
@@ -79,7 +79,7 @@ fn an_expired_assertion_is_refused_by_a_verifier() {
             &principal(),
             "orders",
             "d-1",
-            crate::authn::unix_now() - 120,
+            crate::clock::unix_now() - 120,
         )
         .unwrap();
     let mut v = Validation::new(Algorithm::ES256);

@@ -16,11 +16,12 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use tokio::task::AbortHandle;
 
+use crate::clock;
 use crate::config::{StateConfig, StateSource};
 use crate::ops::metrics::Metrics;
 use crate::policy::PolicyState;
@@ -110,12 +111,6 @@ impl Drop for StateStore {
 }
 
 /// Unix milliseconds of `t` (0 before the epoch).
-pub fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl StateStore {
     /// Start the store for `[state]`: the first load is attempted before this returns
     /// (bounded by the source's timeouts); then a background task refreshes every
@@ -153,7 +148,7 @@ impl StateStore {
             return store;
         }
         let _ = store.refresh().await;
-        store.observe_age(SystemTime::now());
+        store.observe_age(clock::now());
         let weak = Arc::downgrade(&store);
         let handle = tokio::spawn(refresh_loop(weak, cfg.refresh));
         if let Ok(mut t) = store.task.lock() {
@@ -165,7 +160,7 @@ impl StateStore {
     /// A store holding `state` with no source (tests, What If, benches). Confirmed now.
     pub fn with_state(state: PolicyState, freshness: Freshness) -> Arc<StateStore> {
         let store = Self::without_state(freshness);
-        store.publish(state, SystemTime::now());
+        store.publish(state, clock::now());
         store
     }
 
@@ -186,7 +181,7 @@ impl StateStore {
     /// Swap in a new state, confirmed at `at`. Requests already holding the old snapshot
     /// finish on it.
     pub fn publish(&self, state: PolicyState, at: SystemTime) {
-        let ms = unix_ms(at);
+        let ms = clock::unix_ms(at);
         self.current.store(Some(Arc::new(StateSnapshot {
             state,
             loaded_at_ms: ms,
@@ -210,7 +205,7 @@ impl StateStore {
         if at == i64::MIN {
             return None;
         }
-        let ms = unix_ms(now).saturating_sub(at).max(0);
+        let ms = clock::unix_ms(now).saturating_sub(at).max(0);
         Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
     }
 
@@ -285,7 +280,7 @@ impl StateStore {
         let outcome = match src.fetch(loaded).await {
             Ok(Fetched::Unchanged) => {
                 self.checked_at_ms
-                    .store(unix_ms(SystemTime::now()), Ordering::Release);
+                    .store(clock::unix_ms(clock::now()), Ordering::Release);
                 RefreshOutcome::Unchanged
             }
             Ok(Fetched::New { bytes, version }) => {
@@ -295,13 +290,14 @@ impl StateStore {
                 match parsed {
                     Ok(state) => {
                         let counts = state.counts();
-                        let now = SystemTime::now();
+                        let now = clock::now();
                         self.current.store(Some(Arc::new(StateSnapshot {
                             state,
-                            loaded_at_ms: unix_ms(now),
+                            loaded_at_ms: clock::unix_ms(now),
                             origin: src.origin().to_owned(),
                         })));
-                        self.checked_at_ms.store(unix_ms(now), Ordering::Release);
+                        self.checked_at_ms
+                            .store(clock::unix_ms(now), Ordering::Release);
                         src.commit(version);
                         tracing::info!(origin = src.origin(), %counts, "policy state loaded");
                         RefreshOutcome::Updated
@@ -357,7 +353,7 @@ async fn refresh_loop(store: Weak<StateStore>, every: Duration) {
         tick.tick().await;
         let Some(s) = store.upgrade() else { return };
         let _ = s.refresh().await;
-        s.observe_age(SystemTime::now());
+        s.observe_age(clock::now());
     }
 }
 

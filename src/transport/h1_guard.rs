@@ -6,8 +6,9 @@
 //! A gateway must refuse such requests outright (RFC 9112 6.3: a server MAY reject them,
 //! and a proxy that forwards them is how smuggling starts). This scanner follows the
 //! client's byte stream alongside hyper, tracking message framing just far enough to see
-//! every request head, and raises a flag when one carries both headers. The server step
-//! then answers 400 and closes the connection.
+//! every request head, and raises a flag when one carries both headers. The server tags
+//! the request, the early-refusal step ([`super::early`]) answers 400 inside the observed
+//! pipeline, and the connection closes.
 //!
 //! Because it knows where heads start and end, it also tells the connection's watchdog
 //! whether a request head is in progress (for `header_read_timeout`) and enforces

@@ -21,6 +21,7 @@ mod decisions_conditions;
 mod decisions_grants;
 mod decisions_lifecycle;
 mod demo;
+mod gateway_errors;
 mod hardening;
 mod layout;
 mod ops;

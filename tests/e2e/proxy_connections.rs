@@ -162,8 +162,10 @@ async fn readyz_reports_not_ready_while_draining() {
 #[tokio::test]
 async fn max_connections_holds_further_handshakes_until_a_slot_frees() {
     let up = Upstream::start().await;
-    let config = plain_config_with_listen("max_connections = 2")
-        .replace("idle_timeout = \"5s\"", "idle_timeout = \"60s\"");
+    let config = PlainConfig::new()
+        .listen("max_connections", "2")
+        .listen("idle_timeout", "\"60s\"")
+        .toml();
     let mut gw = TestGateway::start(&config, &up.url()).await;
     let first = raw_tls(gw.addr, &gw.ca()).await;
     let mut second = raw_tls(gw.addr, &gw.ca()).await;
@@ -206,7 +208,7 @@ async fn max_connections_holds_further_handshakes_until_a_slot_frees() {
 }
 
 fn mtls_config() -> String {
-    plain_config_with_listen(r#"client_ca = "{certs}/ca.crt""#)
+    plain_config_with_listen("client_ca", r#""{certs}/ca.crt""#)
 }
 
 #[tokio::test]
@@ -319,8 +321,10 @@ async fn idle_h2_connection_is_closed_after_idle_timeout() {
 #[tokio::test]
 async fn upgraded_tunnels_count_against_max_connections() {
     let up = Upstream::start().await;
-    let config = plain_config_with_listen("max_connections = 1")
-        .replace("idle_timeout = \"5s\"", "idle_timeout = \"60s\"");
+    let config = PlainConfig::new()
+        .listen("max_connections", "1")
+        .listen("idle_timeout", "\"60s\"")
+        .toml();
     let mut gw = TestGateway::start(&config, &up.url()).await;
     let mut ws = raw_tls(gw.addr, &gw.ca()).await;
     ws.write_all(

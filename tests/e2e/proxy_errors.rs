@@ -7,18 +7,12 @@ use crate::support;
 
 use support::*;
 
-/// PLAIN_CONFIG with its route replaced by `route` (a `[[routes]]` table body).
-fn with_route(route: &str) -> String {
-    let head = PLAIN_CONFIG.split("[[routes]]").next().unwrap();
-    format!("{head}[[routes]]\n{route}")
-}
-
 #[tokio::test]
 async fn no_matching_route_is_a_404_problem() {
     let up = Upstream::start().await;
-    let config = with_route(
-        "name = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nauth = \"none\"\n",
-    );
+    let config = PlainConfig::new()
+        .routes(vec![RouteSpec::open("api", "/api")])
+        .toml();
     let mut gw = TestGateway::start(&config, &up.url()).await;
     for h2 in [false, true] {
         let c = client(&gw.ca(), h2);
@@ -219,7 +213,7 @@ async fn content_length_with_transfer_encoding_is_refused_after_a_declined_upgra
 #[tokio::test]
 async fn small_max_header_bytes_is_enforced_over_h1_and_h2() {
     let up = Upstream::start().await;
-    let config = plain_config_with_listen("max_header_bytes = 4096");
+    let config = plain_config_with_listen("max_header_bytes", "4096");
     let mut gw = TestGateway::start(&config, &up.url()).await;
     let big = "a".repeat(6 * 1024);
     let raw = format!("GET /big HTTP/1.1\r\nHost: localhost\r\nx-big: {big}\r\n\r\n");

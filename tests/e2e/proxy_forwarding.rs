@@ -203,7 +203,7 @@ async fn spoofed_identity_and_forwarded_headers_are_replaced_for_untrusted_peers
 #[tokio::test]
 async fn trusted_proxy_forwarded_headers_are_kept_and_appended() {
     let up = Upstream::start().await;
-    let config = plain_config_with_listen(r#"trusted_proxies = ["127.0.0.0/8"]"#);
+    let config = plain_config_with_listen("trusted_proxies", r#"["127.0.0.0/8"]"#);
     let mut gw = TestGateway::start(&config, &up.url()).await;
     for h2 in [false, true] {
         let c = client(&gw.ca(), h2);
@@ -375,7 +375,7 @@ async fn websocket_upgrade_tunnels_bytes_both_ways() {
 #[tokio::test]
 async fn repeated_x_forwarded_for_lines_from_a_trusted_proxy_are_all_kept() {
     let up = Upstream::start().await;
-    let config = plain_config_with_listen(r#"trusted_proxies = ["127.0.0.0/8"]"#);
+    let config = plain_config_with_listen("trusted_proxies", r#"["127.0.0.0/8"]"#);
     let mut gw = TestGateway::start(&config, &up.url()).await;
     // RFC 9110 5.3: repeated field lines are one comma-joined list, in order. A proxy
     // that adds its own line after the client's must not lose its entry.

@@ -30,15 +30,10 @@ async fn log_line_with(path: &std::path::Path, id: &str) -> Value {
 async fn guard_refusals_are_counted_and_logged() {
     let up = Upstream::start().await;
     // Below hyper's 8 KiB read-buffer floor the guard, not hyper, enforces the limit.
-    let config = PLAIN_CONFIG
-        .replace(
-            "decisions = \"off\"",
-            "decisions = \"{certs}/decisions.jsonl\"",
-        )
-        .replace(
-            "idle_timeout = \"5s\"",
-            "idle_timeout = \"5s\"\nmax_header_bytes = 4096",
-        );
+    let config = PlainConfig::new()
+        .decisions("{certs}/decisions.jsonl")
+        .listen("max_header_bytes", "4096")
+        .toml();
     let mut gw = TestGateway::start_logged(&config, &up.url()).await;
     let log = gw.certs.path("decisions.jsonl");
     let big = "a".repeat(6 * 1024);

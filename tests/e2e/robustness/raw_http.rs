@@ -230,9 +230,10 @@ async fn run_raw_cases() -> RawRun {
     let up = Upstream::start().await;
     // header_read_timeout and request_timeout are 1s, idle_timeout far longer: every case
     // is over well within the 10s bound below unless something stops applying a timeout.
-    let config = PLAIN_CONFIG
-        .replace("request_timeout = \"2s\"", "request_timeout = \"1s\"")
-        .replace("idle_timeout = \"5s\"", "idle_timeout = \"60s\"");
+    let config = PlainConfig::new()
+        .request_timeout("1s")
+        .listen("idle_timeout", "\"60s\"")
+        .toml();
     let mut gw = TestGateway::start(&config, &up.url()).await;
     let mut picker = TestRunner::deterministic();
     let strategy = raw_case();
@@ -354,7 +355,7 @@ async fn content_length_after_transfer_encoding_is_refused() {
 async fn unfinished_head_with_a_malformed_line_is_dropped_after_header_read_timeout() {
     use tokio::io::AsyncWriteExt;
     let up = Upstream::start().await;
-    let config = PLAIN_CONFIG.replace("idle_timeout = \"5s\"", "idle_timeout = \"60s\"");
+    let config = PlainConfig::new().listen("idle_timeout", "\"60s\"").toml();
     let mut gw = TestGateway::start(&config, &up.url()).await;
     let shapes: [&[u8]; 4] = [
         b"GET /a HTTP/1.1\r\nHost: localhost\r\n\0\r\n",

@@ -6,6 +6,9 @@
 
 pub mod authn;
 pub mod authn_gateway;
+pub mod config;
+
+pub use config::{PlainConfig, RouteSpec};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -389,11 +392,11 @@ pub async fn read_until_close<R: tokio::io::AsyncRead + Unpin>(
 }
 
 // ---------------------------------------------------------------------------------------
-// Helpers for the end-to-end transport suites (tests/proxy_*.rs). Additive only.
+// Helpers for the end-to-end transport modules (proxy_*). Additive only.
 
-/// `PLAIN_CONFIG` with extra `[listen]` lines (e.g. `trusted_proxies = [...]`).
-pub fn plain_config_with_listen(extra: &str) -> String {
-    PLAIN_CONFIG.replacen("[listen]\n", &format!("[listen]\n{extra}\n"), 1)
+/// `PLAIN_CONFIG` with one more `[listen]` setting, `key = value` (value in TOML).
+pub fn plain_config_with_listen(key: &str, value: &str) -> String {
+    PlainConfig::new().listen(key, value).toml()
 }
 
 /// A rustls client config trusting only `ca` that presents `cert`/`key` (mutual TLS).
@@ -614,8 +617,8 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
 }
 
 // ---------------------------------------------------------------------------------------
-// Helpers for the end-to-end Conditional Access suites (tests/decisions_*.rs,
-// tests/client_compat.rs). Additive only.
+// Helpers for the end-to-end Conditional Access modules (decisions_*,
+// client_compat). Additive only.
 
 /// The client app every dev token names by default (`DevTokenOptions::default().azp`);
 /// [`ca_config`] lists it in `[approved_apps]`.
