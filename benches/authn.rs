@@ -1,6 +1,8 @@
 //! `authenticate` costs: an uncached RS256 and ES256 validation, a cache hit, and, as the
 //! baseline, the bare RSA-2048 PKCS#1 v1.5 SHA-256 verification an RS256 validation
-//! contains. Run: `cargo bench --bench authn`. Method and figures: `benches/README.md`.
+//! contains. Also the identity assertion `forward` signs (`assertion/*`): the key parsed
+//! once per snapshot, against `jsonwebtoken::encode`, which parses it on every call.
+//! Run: `cargo bench --bench authn`. Method and figures: `benches/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
@@ -247,11 +249,73 @@ fn interleaved_ratio(mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
     ratios[ROUNDS / 2]
 }
 
+/// `x-accessgate-assertion` for one request: what `forward` does (an `EcdsaKeyPair` built
+/// once per snapshot), and the same JWS through `jsonwebtoken::encode` with an
+/// `EncodingKey` built once, which re-parses the PKCS#8 key inside every call.
+fn assertion_benches(c: &mut Criterion) {
+    use accessgate::config::{AssertionConfig, AssertionKey};
+    use accessgate::snapshot::assertion::AssertionSigner;
+
+    let dir = std::env::temp_dir().join(format!("accessgate-bench-assert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("k1.pem");
+    accessgate::snapshot::assertion::write_dev_key(&path).unwrap();
+    let pem = std::fs::read(&path).unwrap();
+    let signer = AssertionSigner::load(&AssertionConfig {
+        issuer: "https://gateway.corp.example/assertion".into(),
+        lifetime: Duration::from_secs(60),
+        keys: vec![AssertionKey {
+            id: "k1".into(),
+            key: path,
+        }],
+    })
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = Principal {
+        user: "5c2a9f7e-1b3d-4e8f-9a0b-c1d2e3f4a5b6".into(),
+        tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+        client_app: Some("0c1307d4-29d6-4389-a11c-5cbe7f65d7fa".into()),
+        device: Some("d1111111-1111-4111-8111-111111111111".into()),
+        ..Principal::default()
+    };
+    let id = "5b5f86c61eda0e6d0000000000000004";
+    let now = 1_800_000_000;
+    let claims = serde_json::json!({
+        "iss": "https://gateway.corp.example/assertion", "sub": p.user, "aud": "corp-api",
+        "iat": now, "exp": now + 60, "jti": id, "tid": p.tenant, "app": p.client_app,
+        "device": p.device,
+    });
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
+    let header = jsonwebtoken::Header {
+        kid: Some("k1".into()),
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256)
+    };
+    let mut g = c.benchmark_group("assertion");
+    g.bench_function("sign_key_built_per_snapshot", |b| {
+        b.iter(|| signer.sign(black_box(&p), "corp-api", id, now).unwrap())
+    });
+    g.bench_function("jsonwebtoken_encode", |b| {
+        b.iter(|| jsonwebtoken::encode(&header, black_box(&claims), &key).unwrap())
+    });
+    g.finish();
+    let ratio = interleaved_ratio(
+        || {
+            black_box(signer.sign(&p, "corp-api", id, now));
+        },
+        || {
+            black_box(jsonwebtoken::encode(&header, &claims, &key).ok());
+        },
+    );
+    eprintln!(
+        "ratio jsonwebtoken_encode / sign_key_built_per_snapshot: {ratio:.2} (median of interleaved rounds)"
+    );
+}
+
 criterion_group! {
     name = authn;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = benches
+    targets = benches, assertion_benches
 }
 criterion_main!(authn);

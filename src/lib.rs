@@ -72,6 +72,7 @@ pub fn build_stack(
 + Unpin
 + 'static {
     ServiceBuilder::new()
+        .layer(forward::jwks::JwksLayer::new(shared.clone())) // the assertion JWKS: no decision, no auth
         .layer(observe::ObserveLayer::new(log, &metrics)) // decision id, timing, metrics, decision log
         .layer(transport::early::EarlyRefusalLayer) // the h1 guard's 400/431/501, observed
         .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400

@@ -118,6 +118,9 @@ pub enum Rejection {
     NotFound,
     /// Malformed request (framing, headers). 400.
     BadRequest(&'static str),
+    /// The client's request body failed while it was streamed upstream (a bad chunk line,
+    /// a body cut short). 400, the client's fault: never an upstream error.
+    BadRequestBody,
     /// The request head is larger than `max_header_bytes`. 431.
     HeaderTooLarge,
     /// A transfer coding other than `chunked` (RFC 9112 6.1). 501.
@@ -142,6 +145,9 @@ pub enum Rejection {
     UpstreamUnavailable(&'static str),
     /// The upstream did not answer within `request_timeout`. 504.
     UpstreamTimeout,
+    /// The route asks for a signed identity assertion and none could be made. 500: the
+    /// request is not forwarded without it.
+    AssertionUnavailable,
 }
 
 impl Rejection {
@@ -150,6 +156,7 @@ impl Rejection {
         match self {
             Rejection::NotFound => Outcome::NotFound,
             Rejection::BadRequest(_)
+            | Rejection::BadRequestBody
             | Rejection::InvalidRequest(_)
             | Rejection::HeaderTooLarge
             | Rejection::UnsupportedTransferCoding => Outcome::BadRequest,
@@ -160,7 +167,9 @@ impl Rejection {
                 Denial::Remediate { .. } => Outcome::Remediate,
                 Denial::Block => Outcome::Block,
             },
-            Rejection::StateUnavailable { .. } => Outcome::Unavailable,
+            Rejection::StateUnavailable { .. } | Rejection::AssertionUnavailable => {
+                Outcome::Unavailable
+            }
             Rejection::UpstreamUnavailable(_) => Outcome::UpstreamError,
             Rejection::UpstreamTimeout => Outcome::UpstreamTimeout,
         }
@@ -171,6 +180,7 @@ impl Rejection {
         match self {
             Rejection::NotFound => "no_route",
             Rejection::BadRequest(_) => "bad_request",
+            Rejection::BadRequestBody => "bad_request_body",
             Rejection::HeaderTooLarge => "header_too_large",
             Rejection::UnsupportedTransferCoding => "unsupported_transfer_coding",
             Rejection::MissingToken => "missing_token",
@@ -180,6 +190,7 @@ impl Rejection {
             Rejection::StateUnavailable { .. } => "state_stale",
             Rejection::UpstreamUnavailable(_) => "upstream_unavailable",
             Rejection::UpstreamTimeout => "upstream_timeout",
+            Rejection::AssertionUnavailable => "assertion_unavailable",
         }
     }
 }
@@ -293,6 +304,11 @@ fn problem(rejection: &Rejection) -> Problem<'_> {
             "no route matches this host and path",
         ),
         Rejection::BadRequest(d) => Problem::new(StatusCode::BAD_REQUEST, "Bad Request", *d),
+        Rejection::BadRequestBody => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "the request body is malformed or ended early",
+        ),
         Rejection::UnsupportedTransferCoding => Problem::new(
             StatusCode::NOT_IMPLEMENTED,
             "Not Implemented",
@@ -334,6 +350,11 @@ fn problem(rejection: &Rejection) -> Problem<'_> {
             StatusCode::GATEWAY_TIMEOUT,
             "Gateway Timeout",
             "the upstream did not answer in time",
+        ),
+        Rejection::AssertionUnavailable => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            "the gateway could not sign the identity assertion this route requires",
         ),
     }
 }

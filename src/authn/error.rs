@@ -39,10 +39,14 @@ pub enum RefusalReason {
     Signature,
     /// A required claim is missing or mistyped.
     Claims,
+    /// `iat` or `auth_time` is in the future (beyond the clock skew): sign-out and
+    /// sign-in-frequency rules compare them with a moment, so a future value would always
+    /// read as "after the sign-out".
+    IssuedInFuture,
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 13] = [
+    pub const ALL: [RefusalReason; 14] = [
         Self::Missing,
         Self::InvalidRequest,
         Self::TooLarge,
@@ -56,6 +60,7 @@ impl RefusalReason {
         Self::UnknownKey,
         Self::Signature,
         Self::Claims,
+        Self::IssuedInFuture,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +78,7 @@ impl RefusalReason {
             Self::UnknownKey => "unknown_key",
             Self::Signature => "signature",
             Self::Claims => "claims",
+            Self::IssuedInFuture => "issued_in_future",
         }
     }
 }
@@ -109,7 +115,8 @@ impl TokenRefusal {
             | RefusalReason::NotYetValid
             | RefusalReason::UnknownKey
             | RefusalReason::Signature
-            | RefusalReason::Claims => Rejection::InvalidToken(self.description),
+            | RefusalReason::Claims
+            | RefusalReason::IssuedInFuture => Rejection::InvalidToken(self.description),
         }
     }
 }
@@ -125,6 +132,11 @@ pub(crate) mod refuse {
     pub const CLAIMS: T = T::new(R::Claims, "malformed or missing claims");
     pub const EXPIRED: T = T::new(R::Expired, "token expired");
     pub const NOT_YET_VALID: T = T::new(R::NotYetValid, "token not yet valid");
+    pub const FUTURE_IAT: T = T::new(R::IssuedInFuture, "token issued in the future (iat)");
+    pub const FUTURE_AUTH_TIME: T = T::new(
+        R::IssuedInFuture,
+        "authentication time in the future (auth_time)",
+    );
     pub const UNKNOWN_KEY: T = T::new(R::UnknownKey, "signing key not found");
     pub const ISSUER: T = T::new(R::Issuer, "issuer not trusted");
     pub const ALG_NOT_ALLOWED: T = T::new(R::Algorithm, "signing algorithm not allowed");

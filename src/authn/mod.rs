@@ -265,6 +265,25 @@ impl Authenticator {
         Ok(())
     }
 
+    /// `iat` / `auth_time` beyond `now + clock_skew` are refused: sign-out and
+    /// sign-in-frequency rules compare them with a moment in time, and a future value
+    /// would always read as "signed in after the sign-out".
+    fn issued_check(
+        &self,
+        iat: Option<i64>,
+        auth_time: Option<i64>,
+        now: i64,
+    ) -> Result<(), TokenRefusal> {
+        let future = |t: Option<i64>| t.is_some_and(|t| t.saturating_sub(self.skew) > now);
+        if future(iat) {
+            return Err(refuse::FUTURE_IAT);
+        }
+        if future(auth_time) {
+            return Err(refuse::FUTURE_AUTH_TIME);
+        }
+        Ok(())
+    }
+
     async fn verify(
         &self,
         token: &str,
@@ -307,6 +326,9 @@ impl Authenticator {
         // jsonwebtoken checked these already; the cache re-checks with this same function,
         // so both paths agree on the boundary.
         self.time_check(principal.exp, principal.nbf, now)?;
+        // Only a verified token reaches the cache, and its iat / auth_time only move into
+        // the past, so this one check at verification is enough.
+        self.issued_check(principal.iat, principal.auth_time, now)?;
         Ok((principal, idx, key))
     }
 

@@ -3,7 +3,8 @@
 use crate::config::{AuthMode, Config, StateSource};
 use crate::ops::metrics::Metrics;
 
-/// Validate the config's files (TLS material, client CA, JWKS files, policy state) and
+/// Validate the config's files (TLS material, client CA, JWKS files, assertion keys,
+/// policy state) and
 /// compile its policies; return a summary, or every problem found.
 pub fn run(config: &Config) -> Result<String, Vec<String>> {
     let mut errors = Vec::new();
@@ -12,6 +13,11 @@ pub fn run(config: &Config) -> Result<String, Vec<String>> {
     }
     if let Err(e) = crate::policy::PolicySet::compile(config) {
         errors.push(format!("policies: {e}"));
+    }
+    if let Some(a) = &config.assertion
+        && let Err(e) = crate::snapshot::assertion::AssertionSigner::load(a)
+    {
+        errors.push(e);
     }
     let authn = crate::authn::Authenticator::new(config, &Metrics::new(), None);
     errors.extend(authn.startup_errors().iter().cloned());

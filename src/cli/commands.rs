@@ -256,11 +256,13 @@ pub fn check(path: &Path) -> ExitCode {
 }
 
 pub fn dev_certs(out: &Path) -> ExitCode {
-    match crate::cli::devcerts::generate_all(out) {
+    let valid = crate::cli::devcerts::Validity::from(time::OffsetDateTime::now_utc());
+    match crate::cli::devcerts::generate_all_valid(out, valid) {
         Ok(files) => {
             for f in files {
                 println!("wrote {}", f.display());
             }
+            println!("certificates {valid}");
             println!("DEV ONLY: never use this material in production.");
             ExitCode::SUCCESS
         }

@@ -20,16 +20,16 @@ use crate::authn::dev::DevSigner;
 use crate::body::Body;
 use crate::cli::demo_scenarios;
 pub use crate::cli::demo_scenarios::{Scenario, demo_token};
-use crate::config::{DEMO_CONFIG, Upstream};
+use crate::config::DEMO_CONFIG;
 use crate::respond::push_json_str;
 use crate::{Gateway, StartOptions};
 
-/// Files the demo writes into its folder: (relative path, contents).
-const FILES: [(&str, &str); 7] = [
-    (
-        "config/demo-state.json",
-        include_str!("../../config/demo-state.json"),
-    ),
+/// The demo state with fixed dates; the demo writes it with its times moved to the start
+/// (see [`super::demo_state`]).
+const STATE_TEMPLATE: &str = include_str!("../../config/demo-state.json");
+
+/// Files the demo writes into its folder as they are: (relative path, contents).
+const FILES: [(&str, &str); 6] = [
     ("certs/ca.crt", include_str!("../../certs/ca.crt")),
     (
         "certs/localhost.crt",
@@ -70,60 +70,140 @@ pub fn run(upstream_port: u16) -> ExitCode {
 }
 
 async fn run_in(dir: &Path, upstream_port: u16) -> ExitCode {
-    if let Err(e) = materialize(dir) {
-        eprintln!("demo: {e}");
-        return ExitCode::FAILURE;
-    }
-    let config_path = dir.join("config/demo.toml");
-    let mut config = match crate::config::parse_str(DEMO_CONFIG, &config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("demo: embedded config invalid: {e}");
-            return ExitCode::FAILURE;
-        }
+    let opts = DemoOptions {
+        upstream_port,
+        ephemeral_ports: false,
+        quiet: false,
     };
-    let upstream = match echo_server(SocketAddr::from(([127, 0, 0, 1], upstream_port))).await {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("demo: cannot start the echo upstream on port {upstream_port}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for r in &mut config.routes {
-        if let Ok(authority) = upstream.to_string().parse() {
-            r.upstream = Upstream {
-                authority,
-                base_path: String::new(),
-            };
-        }
-    }
-    let listen = config.listen.address;
-    let gw = match Gateway::start(config, StartOptions::default()).await {
-        Ok(gw) => gw,
-        Err(e) => {
-            eprintln!("demo: cannot start the gateway: {e}");
-            if listen.port() == 8443 {
-                eprintln!("(is something else listening on {listen}?)");
-            }
-            return ExitCode::FAILURE;
-        }
-    };
-    let signer = match DevSigner::load(&dir.join("certs")) {
-        Ok(s) => s,
+    let demo = match start(dir, opts).await {
+        Ok(d) => d,
         Err(e) => {
             eprintln!("demo: {e}");
-            gw.shutdown().await;
             return ExitCode::FAILURE;
         }
     };
-    print_banner(&gw, dir, upstream, &signer);
-    crate::gateway::reload::serve_until_stopped(&gw, &config_path).await;
-    gw.shutdown().await;
+    print!("{}", banner(&demo));
+    crate::gateway::reload::serve_until_stopped(&demo.gw, &demo.config_path).await;
+    demo.gw.shutdown().await;
     ExitCode::SUCCESS
 }
 
+/// How to start the demo: the CLI uses the config's fixed ports; tests ask for port 0.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoOptions {
+    /// The echo upstream's port on 127.0.0.1 (0: any free port).
+    pub upstream_port: u16,
+    /// Listen and admin on 127.0.0.1 port 0 instead of 8443 / 9901.
+    pub ephemeral_ports: bool,
+    /// No decision log (see [`StartOptions::quiet`]).
+    pub quiet: bool,
+}
+
+/// A running demo: the gateway, the dev signer its issuer trusts, and where things are.
+pub struct RunningDemo {
+    pub gw: Gateway,
+    pub signer: DevSigner,
+    pub upstream: SocketAddr,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    /// When the demo started (unix seconds): its state's times are relative to this.
+    pub started: i64,
+}
+
+/// Write the demo's files under `dir`, start its echo upstream and the gateway.
+pub async fn start(dir: &Path, opts: DemoOptions) -> Result<RunningDemo, String> {
+    let started = crate::clock::unix_now();
+    let upstream = echo_server(SocketAddr::from(([127, 0, 0, 1], opts.upstream_port)))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot start the echo upstream on port {}: {e}",
+                opts.upstream_port
+            )
+        })?;
+    let text = demo_config(upstream, opts.ephemeral_ports)?;
+    let state = super::demo_state::relative_to(STATE_TEMPLATE, started)?;
+    materialize(dir, &text, &state)?;
+    let config_path = dir.join("config/demo.toml");
+    let config = crate::config::parse_str(&text, &config_path)
+        .map_err(|e| format!("embedded config invalid: {e}"))?;
+    let listen = config.listen.address;
+    let gw = Gateway::start(config, StartOptions { quiet: opts.quiet })
+        .await
+        .map_err(|e| {
+            let hint = if listen.port() == 8443 {
+                format!(" (is something else listening on {listen}?)")
+            } else {
+                String::new()
+            };
+            format!("cannot start the gateway: {e}{hint}")
+        })?;
+    let signer = match DevSigner::load(&dir.join("certs")) {
+        Ok(s) => s,
+        Err(e) => {
+            gw.shutdown().await;
+            return Err(e.to_string());
+        }
+    };
+    Ok(RunningDemo {
+        gw,
+        signer,
+        upstream,
+        dir: dir.to_path_buf(),
+        config_path,
+        started,
+    })
+}
+
+/// The demo's copy of the embedded config: routes point at the echo upstream, the
+/// remediation window is the demo's short one (both written into the file, so a SIGHUP
+/// reload keeps them), and tests get port 0 listeners.
+fn demo_config(upstream: SocketAddr, ephemeral_ports: bool) -> Result<String, String> {
+    let mut text = replace_once(
+        DEMO_CONFIG,
+        "upstream = \"http://127.0.0.1:8080\"",
+        &format!("upstream = \"http://{upstream}\""),
+    )?;
+    text = replace_once(
+        &text,
+        "window = \"36500d\"",
+        &format!("window = \"{}\"", super::demo_state::WINDOW),
+    )?;
+    if ephemeral_ports {
+        text = replace_once(
+            &text,
+            "address = \"127.0.0.1:8443\"",
+            "address = \"127.0.0.1:0\"",
+        )?;
+        text = replace_once(
+            &text,
+            "address = \"127.0.0.1:9901\"",
+            "address = \"127.0.0.1:0\"",
+        )?;
+    }
+    Ok(text)
+}
+
+/// [`super::demo_state::WINDOW`] in seconds.
+fn remediation_window_secs() -> i64 {
+    crate::config::duration::parse_duration(super::demo_state::WINDOW)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(0)
+}
+
+/// Replace every `from` in `text`, refusing if there is none: the embedded config changed
+/// shape and the demo would silently run on the wrong values.
+fn replace_once(text: &str, from: &str, to: &str) -> Result<String, String> {
+    if text.contains(from) {
+        Ok(text.replace(from, to))
+    } else {
+        Err(format!("embedded config has no `{from}` to replace"))
+    }
+}
+
 /// Write the embedded files (and the demo config, so SIGHUP reload works) under `dir`.
-pub fn materialize(dir: &Path) -> Result<(), String> {
+fn materialize(dir: &Path, config: &str, state: &str) -> Result<(), String> {
     let write = |rel: &str, text: &str| -> Result<(), String> {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
@@ -131,50 +211,75 @@ pub fn materialize(dir: &Path) -> Result<(), String> {
         }
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
     };
-    write("config/demo.toml", DEMO_CONFIG)?;
+    write("config/demo.toml", config)?;
+    write("config/demo-state.json", state)?;
     for (rel, text) in FILES {
         write(rel, text)?;
     }
     Ok(())
 }
 
-/// The demo's scenarios, matching `config/demo.toml` and `config/demo-state.json`.
-pub fn scenarios() -> Vec<Scenario> {
-    demo_scenarios::all()
+/// The demo's scenarios for a demo started at `started` (unix seconds), matching
+/// `config/demo.toml` and the demo's state.
+pub fn scenarios(started: i64) -> Vec<Scenario> {
+    demo_scenarios::all(started)
 }
 
-fn print_banner(gw: &Gateway, dir: &Path, upstream: SocketAddr, signer: &DevSigner) {
-    let port = gw.local_addr().port();
-    let ca: PathBuf = dir.join("certs/ca.crt");
-    println!("accessgate demo: https://localhost:{port} -> echo upstream http://{upstream}");
-    if let Some(a) = gw.admin_addr() {
-        println!("admin: http://{a}/metrics  http://{a}/readyz");
-    }
-    println!(
-        "DEV ONLY certificates and signing keys: {}",
-        dir.join("certs").display()
+/// What the demo prints at start: where things are, and a curl command per scenario.
+pub fn banner(demo: &RunningDemo) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(8192);
+    let port = demo.gw.local_addr().port();
+    let ca: PathBuf = demo.dir.join("certs/ca.crt");
+    let _ = writeln!(
+        out,
+        "accessgate demo: https://localhost:{port} -> echo upstream http://{}",
+        demo.upstream
     );
-    println!();
-    for s in scenarios() {
-        println!("# {} -> expect {}", s.title, s.expect);
+    if let Some(a) = demo.gw.admin_addr() {
+        let _ = writeln!(out, "admin: http://{a}/metrics  http://{a}/readyz");
+    }
+    let _ = writeln!(
+        out,
+        "DEV ONLY certificates and signing keys: {}",
+        demo.dir.join("certs").display()
+    );
+    let since = demo.started - super::demo_state::AGO;
+    let _ = writeln!(
+        out,
+        "demo state: rita's and sam's apps went noncompliant at {} (2 minutes before start);",
+        crate::respond::rfc3339(since)
+    );
+    let _ = writeln!(
+        out,
+        "rita's {} remediation window closes at {}, then she is signed out.",
+        super::demo_state::WINDOW,
+        crate::respond::rfc3339(since + remediation_window_secs())
+    );
+    let _ = writeln!(out);
+    for s in scenarios(demo.started) {
+        let _ = writeln!(out, "# {} -> expect {}", s.title, s.expect);
         let mut cmd = format!(
             "curl -si --cacert {} https://localhost:{port}{}",
             ca.display(),
             s.path
         );
         if let Some(opts) = &s.token {
-            match signer.mint(opts) {
-                Ok(t) => cmd.push_str(&format!(" -H 'Authorization: Bearer {t}'")),
+            match demo.signer.mint(opts) {
+                Ok(t) => {
+                    let _ = write!(cmd, " -H 'Authorization: Bearer {t}'");
+                }
                 Err(e) => {
-                    println!("(cannot mint token: {e})");
+                    let _ = writeln!(out, "(cannot mint token: {e})");
                     continue;
                 }
             }
         }
-        println!("{cmd}");
-        println!();
+        let _ = writeln!(out, "{cmd}");
+        let _ = writeln!(out);
     }
-    println!("Press Ctrl-C to stop.");
+    let _ = writeln!(out, "Press Ctrl-C to stop.");
+    out
 }
 
 /// A small upstream for the demo and benchmarks: answers every request with a JSON echo

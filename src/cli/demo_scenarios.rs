@@ -7,8 +7,9 @@ use crate::authn::dev::{DevAlg, DevTokenOptions};
 /// The demo client app (shaped like the Azure mobile app's id).
 pub const DEMO_APP: &str = "0c1307d4-29d6-4389-a11c-5cbe7f65d7fa";
 
-/// 2025-12-31T23:50:00Z: before sam's sign-out moment (2026-01-01T00:00:00Z).
-const SAM_OLD_IAT: i64 = 1_767_225_000;
+/// How long before the demo's start sam's old token was issued: before his sign-out
+/// moment, which is when his app went noncompliant ([`super::demo_state::AGO`]).
+const SAM_OLD_TOKEN_AGE: i64 = 10 * 60;
 
 fn user(oid: &str, device: &str) -> DevTokenOptions {
     DevTokenOptions {
@@ -21,8 +22,8 @@ fn user(oid: &str, device: &str) -> DevTokenOptions {
     }
 }
 
-/// Every scenario the demo prints, in order.
-pub fn all() -> Vec<Scenario> {
+/// Every scenario the demo prints, in order, for a demo started at `started`.
+pub fn all(started: i64) -> Vec<Scenario> {
     let alice = user(
         "11111111-1111-4111-8111-111111111111",
         "d1111111-1111-4111-8111-111111111111",
@@ -36,8 +37,8 @@ pub fn all() -> Vec<Scenario> {
         "d3333333-3333-4333-8333-333333333333",
     );
     let sam_old = DevTokenOptions {
-        iat: Some(SAM_OLD_IAT),
-        auth_time: Some(SAM_OLD_IAT),
+        iat: Some(started - SAM_OLD_TOKEN_AGE),
+        auth_time: Some(started - SAM_OLD_TOKEN_AGE),
         ..sam.clone()
     };
     let uma = user(

@@ -5,7 +5,8 @@
 //! - [`commands`]: each subcommand's entry point (exit codes, messages).
 //! - [`check`]: `accessgate check`.
 //! - [`eval`] and [`whatif`]: `accessgate eval` and `accessgate test-policies` (What If).
-//! - [`demo`] and [`demo_scenarios`]: `accessgate demo` and its echo upstream.
+//! - [`demo`], [`demo_scenarios`] and [`demo_state`]: `accessgate demo`, its echo upstream
+//!   and its state with times relative to its start.
 //! - [`devcerts`]: `accessgate dev-certs` (DEV ONLY material).
 //! - [`runtime`]: the tokio runtime sized from the config.
 //! - [`sync`]: `accessgate sync`, the state connector publishing to a file or Redis.
@@ -14,6 +15,7 @@ pub mod check;
 pub mod commands;
 pub mod demo;
 pub mod demo_scenarios;
+pub mod demo_state;
 pub mod devcerts;
 pub mod eval;
 pub mod runtime;

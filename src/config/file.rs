@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub approved_apps: Option<Spanned<ApprovedAppsFile>>,
     pub log: Option<Spanned<LogFile>>,
     pub graph: Option<Spanned<super::graph::GraphFile>>,
+    pub assertion: Option<Spanned<AssertionFile>>,
 }
 
 /// `[listen]`.
@@ -144,6 +145,7 @@ pub struct RouteFile {
     pub forward_token: Option<Spanned<bool>>,
     pub connect_timeout: Option<Str>,
     pub request_timeout: Option<Str>,
+    pub assertion: Option<Spanned<bool>>,
 }
 
 /// `[[policies]]`.
@@ -213,4 +215,21 @@ pub struct LogFile {
     pub decisions: Option<Str>,
     pub allow_sample: Option<Spanned<f64>>,
     pub server_timing: Option<Spanned<bool>>,
+}
+
+/// `[assertion]`: the identity assertion the gateway signs for upstreams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionFile {
+    pub issuer: Option<Str>,
+    pub lifetime: Option<Str>,
+    pub keys: Option<Spanned<Vec<Spanned<AssertionKeyFile>>>>,
+}
+
+/// One of `[assertion] keys = [{ id, key }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionKeyFile {
+    pub id: Option<Str>,
+    pub key: Option<Str>,
 }

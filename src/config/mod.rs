@@ -39,6 +39,8 @@ pub struct Config {
     /// Client app ids that the `approved_app` grant control accepts.
     pub approved_apps: Vec<String>,
     pub log: LogConfig,
+    /// `[assertion]`, when routes may ask for a signed identity assertion.
+    pub assertion: Option<AssertionConfig>,
 }
 
 impl Config {
@@ -307,6 +309,27 @@ pub struct RouteConfig {
     pub connect_timeout: Duration,
     /// default 30s.
     pub request_timeout: Duration,
+    /// Send the upstream a signed `x-accessgate-assertion` (needs `[assertion]`).
+    pub assertion: bool,
+}
+
+/// `[assertion]`: who signs the identity assertion, with which keys, for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionConfig {
+    /// The assertion's `iss`.
+    pub issuer: String,
+    /// `exp - iat`; at most one minute.
+    pub lifetime: Duration,
+    /// The first key signs; every key is published in the JWKS (rotation: publish a new
+    /// key second, later move it first, later drop the old one).
+    pub keys: Vec<AssertionKey>,
+}
+
+/// One assertion key: its `kid` and its P-256 private key file (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionKey {
+    pub id: String,
+    pub key: PathBuf,
 }
 
 /// `mode` of a policy.

@@ -24,7 +24,9 @@ use crate::route::{NormalizedPath, RouteMatch};
 use crate::timing::{Phase, Phases};
 use crate::transport::conn::{ClientIp, ConnInfo};
 
+mod fault;
 pub mod headers;
+pub mod jwks;
 pub mod tunnel;
 
 pub use headers::{ForwardFacts, is_upgrade, prepare_headers, strip_hop_by_hop, upstream_uri};
@@ -70,6 +72,10 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
     };
     let mut resp = match result {
         Err(_) => return timed(reject(&Rejection::UpstreamTimeout, decision_id)),
+        Ok(Err(e)) if fault::client_body_failed(&e) => {
+            tracing::debug!(route = %route.config.name, error = %e, "client request body failed");
+            return timed(reject(&Rejection::BadRequestBody, decision_id));
+        }
         Ok(Err(e)) => {
             let why = if e.is_connect() {
                 "the upstream refused or did not accept the connection"
@@ -148,6 +154,21 @@ fn prepare_request(
         // HTTP/2 clients send :authority, not Host; the upstream still wants the name
         // the client asked for.
         headers.insert(header::HOST, h);
+    }
+    // Signed after the client's x-accessgate-* headers are gone (prepare_headers). A route
+    // that asks for an assertion never goes upstream without one (deny by default).
+    if cfg.assertion {
+        let token = rm
+            .snapshot
+            .assertion
+            .as_ref()
+            .zip(principal.as_deref())
+            .and_then(|(signer, p)| {
+                let now = crate::clock::unix_now();
+                signer.sign(p, &cfg.resource, &decision_id.to_string(), now)
+            })
+            .ok_or(Rejection::AssertionUnavailable)?;
+        headers.insert(crate::snapshot::assertion::HEADER.clone(), token);
     }
     *req.uri_mut() = uri;
     *req.version_mut() = http::Version::HTTP_11;

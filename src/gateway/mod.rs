@@ -127,11 +127,22 @@ impl Gateway {
                     let state = state.clone();
                     Arc::new(move || state.observe_age(crate::clock::now()))
                 };
+                let jwks: crate::ops::admin::JwksRoute = {
+                    let shared = shared.clone();
+                    Arc::new(move |method, path| {
+                        if path != crate::snapshot::assertion::JWKS_PATH {
+                            return None;
+                        }
+                        let keys = shared.load().assertion.as_ref().map(|a| a.jwks())?;
+                        Some(crate::forward::jwks::respond(method, keys))
+                    })
+                };
                 let t = tokio::spawn(crate::ops::admin::run(
                     l,
                     metrics.clone(),
                     ready,
                     before_scrape,
+                    jwks,
                     kill_rx.clone(),
                 ));
                 (Some(a), Some(t))

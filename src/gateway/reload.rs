@@ -82,6 +82,10 @@ fn watched_files(gw: &Gateway, config_path: &Path) -> HashSet<PathBuf> {
     if let Some(ca) = &l.client_ca {
         files.insert(ca.clone());
     }
+    // Assertion keys reload like TLS material: a rotated key file is picked up live.
+    if let Some(a) = &snap.config.assertion {
+        files.extend(a.keys.iter().map(|k| k.key.clone()));
+    }
     files.into_iter().map(|p| absolute(&p)).collect()
 }
 

@@ -1,6 +1,7 @@
 //! The admin listener (plain HTTP, keep it on loopback): `/metrics` (Prometheus text),
 //! `/healthz` (the process is alive), `/readyz` (config, keys and state are loaded and
-//! fresh, and we are not draining).
+//! fresh, and we are not draining), and the assertion JWKS
+//! (`/.well-known/accessgate/jwks.json`) when `[assertion]` is configured.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,12 +23,18 @@ pub type ReadyCheck = Arc<dyn Fn() -> Result<(), Vec<String>> + Send + Sync>;
 /// (state age) up to date.
 pub type ScrapeHook = Arc<dyn Fn() + Send + Sync>;
 
+/// Answers the assertion JWKS (`/.well-known/accessgate/jwks.json`) when `[assertion]`
+/// is configured: `Some(response)` for a request it serves. Built by the gateway from the
+/// live snapshot, so this module imports neither the snapshot nor `forward`.
+pub type JwksRoute = Arc<dyn Fn(&Method, &str) -> Option<Response<Body>> + Send + Sync>;
+
 /// Serve the admin endpoints until `stop` turns true.
 pub async fn run(
     listener: TcpListener,
     metrics: Metrics,
     ready: ReadyCheck,
     before_scrape: ScrapeHook,
+    jwks: JwksRoute,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -45,13 +52,15 @@ pub async fn run(
         let metrics = metrics.clone();
         let ready = ready.clone();
         let before_scrape = before_scrape.clone();
+        let jwks = jwks.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 if req.uri().path() == "/metrics" {
                     before_scrape();
                 }
-                let resp = handle(&req, &metrics, &ready);
+                let resp = jwks(req.method(), req.uri().path())
+                    .unwrap_or_else(|| handle(&req, &metrics, &ready));
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = http1::Builder::new()

@@ -43,6 +43,21 @@ impl RouteMatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NormalizedPath(pub String);
 
+/// True when the request's authority (`:authority`, an absolute-form target, or any
+/// `Host` line) carries userinfo (`evil@host`). RFC 9110 4.2.4 forbids it in `http(s)`
+/// URIs and a `Host` header has no place for it; passed on, the upstream would see a host
+/// other than the one the route was chosen for.
+pub fn has_userinfo<B>(req: &Request<B>) -> bool {
+    req.uri()
+        .authority()
+        .is_some_and(|a| a.as_str().contains('@'))
+        || req
+            .headers()
+            .get_all(http::header::HOST)
+            .iter()
+            .any(|v| v.as_bytes().contains(&b'@'))
+}
+
 /// The request's host: the URI authority (HTTP/2, absolute-form) or the `Host` header,
 /// lower-cased, without port.
 pub fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
@@ -125,6 +140,13 @@ where
                 return Box::pin(async move { Ok(resp) });
             }
         };
+        if has_userinfo(&req) {
+            let resp = reject(
+                &Rejection::BadRequest("userinfo is not allowed in Host or :authority"),
+                decision_id,
+            );
+            return Box::pin(async move { Ok(resp) });
+        }
         let path = normalized.as_deref().unwrap_or(req.uri().path());
         let host = request_host(&req);
         let Some(index) = snapshot.router.find(host.as_deref(), path) else {
@@ -193,6 +215,7 @@ pub(crate) mod tests_support {
             forward_token: true,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
+            assertion: false,
         }
     }
 }

@@ -15,9 +15,11 @@ use crate::config::{Config, RouteConfig};
 use crate::ops::metrics::{Metrics, RouteMetrics};
 use crate::policy::PolicySet;
 
+pub mod assertion;
 pub mod router;
 pub mod upstream;
 
+use assertion::AssertionSigner;
 use router::Router;
 use upstream::{UpstreamClient, client_for};
 
@@ -38,6 +40,9 @@ pub struct Snapshot {
     pub routes: Vec<Route>,
     pub authn: Arc<Authenticator>,
     pub policies: Arc<PolicySet>,
+    /// Signs `x-accessgate-assertion` and holds the published JWKS, when `[assertion]`
+    /// is configured. Keys are read here, once per config version.
+    pub assertion: Option<AssertionSigner>,
 }
 
 /// Errors building a snapshot from a config that parsed and validated.
@@ -76,12 +81,19 @@ impl Snapshot {
             previous.map(|p| p.authn.as_ref()),
         ));
         let policies = Arc::new(PolicySet::compile(&config).map_err(SnapshotError)?);
+        let assertion = config
+            .assertion
+            .as_ref()
+            .map(AssertionSigner::load)
+            .transpose()
+            .map_err(SnapshotError)?;
         Ok(Self {
             config,
             router,
             routes,
             authn,
             policies,
+            assertion,
         })
     }
 }

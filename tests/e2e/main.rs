@@ -12,6 +12,7 @@
 //! - `policy_props`, `robustness`: property tests of everything that faces the internet.
 //! - `graph_double_selftest`: the Microsoft Graph double (`tests/graph_double/`) checks itself.
 //! - `graph_e2e`: `[state] source = "graph"` against that double, through the gateway.
+//! - `hardening`: issue 14's findings and the identity assertion the upstream verifies.
 
 mod support;
 
@@ -34,6 +35,7 @@ mod fleet_graph;
 mod fleet_sync;
 mod graph_double_selftest;
 mod graph_e2e;
+mod hardening;
 mod layout;
 mod observe_phases;
 mod ops;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{AuthMode, Config};
 
+mod assertion;
 mod ctx;
 mod fleet;
 mod graph;
@@ -113,6 +114,8 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
     let policies = policies::policies(ctx, &file.policies, &known);
     let log = sections::log(ctx, file.log.as_ref());
     graph::apply(ctx, file, &mut state, &policies);
+    let assertion = assertion::assertion(ctx, file.assertion.as_ref());
+    assertion::check_routes(ctx, file, &routes, assertion.as_ref());
 
     // A route that requires a token with no issuer to verify it would refuse everything:
     // name the first such route so the operator sees which one.
@@ -140,6 +143,7 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
         policies,
         approved_apps,
         log,
+        assertion,
     }
 }
 

@@ -135,6 +135,7 @@ fn route(ctx: &mut Ctx<'_>, table: &Spanned<RouteFile>, key: &str) -> RouteConfi
             Duration::from_secs(30),
             Zero::Refused,
         ),
+        assertion: f.assertion.as_ref().is_some_and(|v| *v.get_ref()),
     }
 }
 
