@@ -21,8 +21,8 @@ pub fn changes<'a, T: PartialEq>(
     prev: &'a BTreeMap<String, T>,
     next: &'a BTreeMap<String, T>,
 ) -> Vec<Change<'a, T>> {
-    let (mut a, mut b): (Peekable<Iter<'a, String, T>>, Peekable<Iter<'a, String, T>>) =
-        (prev.iter().peekable(), next.iter().peekable());
+    let mut a: Peekable<Iter<'a, String, T>> = prev.iter().peekable();
+    let mut b: Peekable<Iter<'a, String, T>> = next.iter().peekable();
     let mut out = Vec::new();
     loop {
         match (a.peek(), b.peek()) {
