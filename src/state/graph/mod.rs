@@ -23,6 +23,7 @@ use crate::policy::{PolicyState, RawAppPolicy, RawDevice, RawRegistration, RawUs
 
 mod cache;
 pub mod collections;
+pub mod diff;
 pub mod map;
 pub mod pager;
 pub mod token;
