@@ -9,6 +9,7 @@
 //! - `client_compat`: real client libraries (azure-core in Python, MSAL.NET's parser).
 //! - `policy_props`, `robustness`: property tests of everything that faces the internet.
 //! - `graph_double_selftest`: the Microsoft Graph double (`tests/graph_double/`) checks itself.
+//! - `graph_e2e`: `[state] source = "graph"` against that double, through the gateway.
 
 mod support;
 
@@ -24,7 +25,10 @@ mod client_compat;
 mod decisions_conditions;
 mod decisions_grants;
 mod decisions_lifecycle;
+mod demo;
 mod graph_double_selftest;
+mod graph_e2e;
+mod layout;
 mod ops;
 mod policy_props;
 mod proxy_connections;
@@ -33,3 +37,4 @@ mod proxy_forwarding;
 mod proxy_ops;
 mod proxy_smoke;
 mod robustness;
+mod transport_refusals;

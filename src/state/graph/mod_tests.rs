@@ -322,3 +322,43 @@ async fn a_refused_credential_is_an_error_never_a_state() {
     );
     assert_eq!(srv.count("/v1.0"), 0, "no Graph call without a token");
 }
+
+#[test]
+fn check_reads_the_credential_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg("http://127.0.0.1:9", secret_file(dir.path(), "s"));
+    assert!(check_credential(&c).is_ok());
+    let (cert, _, _) = super::token::tests::cert_files(dir.path());
+    assert!(check_credential(&cfg("http://127.0.0.1:9", cert)).is_ok());
+    let junk = dir.path().join("junk");
+    std::fs::write(
+        &junk,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let bad = crate::config::GraphCredential::Certificate {
+        cert: dir.path().join("graph.crt"),
+        key: junk,
+    };
+    let e = check_credential(&cfg("http://127.0.0.1:9", bad)).unwrap_err();
+    assert!(e.contains("junk"), "{e}");
+}
+
+#[tokio::test]
+async fn consecutive_rounds_diff_record_by_record() {
+    let f = fixture().await;
+    let s = source(&f);
+    state(&s, false).await.unwrap();
+    let before = s.last().await.unwrap();
+    *f.tenant.device_state.lock().unwrap() = "noncompliant".into();
+    state(&s, true).await.unwrap();
+    let after = s.last().await.unwrap();
+    let c = after.changes_since(&before);
+    // The device turned noncompliant; U2's revoked sessions came through delta.
+    assert_eq!(c.devices.len(), 1, "{c:?}");
+    assert!(
+        matches!(c.devices[0], diff::Change::Upsert(id, d) if id == "dddddddd-0000-0000-0000-000000000001" && d.noncompliant_since.is_some())
+    );
+    assert_eq!(c.users.len(), 1);
+    assert!(c.app_policies.is_empty() && c.registrations.is_empty());
+}
