@@ -260,11 +260,18 @@ pub fn removed(out: &mut Vec<u8>, odata_type: Option<&str>, id: &str, reason: &s
     out.extend_from_slice(b"}}");
 }
 
-/// A member as `members`, `transitiveMembers` and `members@delta` list it.
+/// A member as `members`, `transitiveMembers` and `members@delta` list it. Names cost a
+/// scan of the users, so they are looked up only when selected (`$select=id` pages of a
+/// 100k-member group must stay cheap: the sync benchmark reads them).
 pub fn member(out: &mut Vec<u8>, m: &Member, users: &[User], groups: &[Group], select: &Select) {
     match m {
         Member::User(id) => {
-            let u = users.iter().find(|u| u.id == *id);
+            let names = select.has("displayName") || select.has("userPrincipalName");
+            let u = if names {
+                users.iter().find(|u| u.id == *id)
+            } else {
+                None
+            };
             let mut o = Obj::open(out, select, None);
             o.annotation("@odata.type", "#microsoft.graph.user")
                 .guid("id", Some(*id));
