@@ -18,6 +18,7 @@ pub mod controls;
 pub mod decision;
 pub mod eval;
 pub mod fasthash;
+pub mod import;
 pub mod state;
 pub mod state_load;
 pub mod values;
