@@ -15,6 +15,7 @@ pub mod admin;
 pub mod authn;
 pub mod authz;
 pub mod body;
+pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod decision_log;

@@ -84,6 +84,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Entra Conditional Access policies (Graph JSON) as `[[policies]]` TOML for review.
+    ImportPolicies(Box<accessgate::cli::import_policies::Args>),
     /// Exit 0 when the admin /readyz answers ready (container health checks).
     Healthcheck {
         /// Admin address to probe (default: `[admin] address` of the config).
@@ -175,6 +177,9 @@ fn main() -> ExitCode {
             accessgate::whatif_cli::test_policies(&cli.config, &cases, state.as_deref())
         }
         Command::Healthcheck { address } => healthcheck(&cli.config, address),
+        Command::ImportPolicies(args) => {
+            accessgate::cli::import_policies::run(&cli.config, &args)
+        }
     }
 }
 

@@ -22,11 +22,21 @@ pub fn toml(outcomes: &[Outcome]) -> String {
         out.push('\n');
         match o {
             Outcome::Imported(p) => policy(&mut out, p),
-            Outcome::Skipped { reason, .. } => {
-                let _ = writeln!(out, "# Entra policy {}: skipped: {}", label_text(o), comment(reason));
+            Outcome::Skipped {
+                entra_id,
+                display_name,
+                reason,
+            } => {
+                heading(&mut out, entra_id, display_name);
+                let _ = writeln!(out, "# skipped: {}", comment(reason));
             }
-            Outcome::Refused { reasons, .. } => {
-                let _ = writeln!(out, "# Entra policy {}: NOT IMPORTED:", label_text(o));
+            Outcome::Refused {
+                entra_id,
+                display_name,
+                reasons,
+            } => {
+                heading(&mut out, entra_id, display_name);
+                out.push_str("# NOT IMPORTED:\n");
                 for r in reasons {
                     let _ = writeln!(out, "#   - {}", comment(r));
                 }
@@ -36,18 +46,18 @@ pub fn toml(outcomes: &[Outcome]) -> String {
     out
 }
 
-fn label_text(o: &Outcome) -> String {
-    comment(&o.label())
+fn heading(out: &mut String, id: &str, display_name: &str) {
+    let _ = writeln!(
+        out,
+        "# Entra policy {}: {:?}",
+        comment(id),
+        comment(display_name)
+    );
 }
 
 fn policy(out: &mut String, i: &Imported) {
     let p = &i.policy;
-    let _ = writeln!(
-        out,
-        "# Entra policy {}: {:?}",
-        comment(&i.entra_id),
-        comment(&i.display_name)
-    );
+    heading(out, &i.entra_id, &i.display_name);
     for n in &i.notes {
         let _ = writeln!(out, "# note: {}", comment(n));
     }

@@ -1,0 +1,4 @@
+//! Subcommands that are more than a call into the library: argument types, file handling
+//! and exit codes.
+
+pub mod import_policies;
