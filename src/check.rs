@@ -31,6 +31,28 @@ pub fn run(config: &Config) -> Result<String, Vec<String>> {
                 "\nstate: {url} (fetched at start; not checked offline)"
             ));
         }
+        StateSource::Graph(g) => {
+            if let Err(e) = crate::state::graph::check_credential(g) {
+                errors.push(format!("graph: {e}"));
+            }
+            for w in &g.warnings {
+                summary.push_str(&format!("\nwarning: {w}"));
+            }
+            summary.push_str(&format!(
+                "\ngraph: tenant {}, client {}, {} credential, login {}, graph {}, {} licence plan(s), {} group(s), {} app(s) mapped",
+                g.tenant_id,
+                g.client_id,
+                match g.credential {
+                    crate::config::GraphCredential::SecretFile(_) => "secret",
+                    crate::config::GraphCredential::Certificate { .. } => "certificate",
+                },
+                g.login_url,
+                g.graph_url,
+                g.licensed_service_plans.len(),
+                g.groups.len(),
+                g.apps.len()
+            ));
+        }
     }
     if errors.is_empty() {
         Ok(summary)

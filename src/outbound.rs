@@ -1,5 +1,6 @@
-//! Outbound HTTPS for the cold paths: JWKS and OpenID discovery fetches, and the `http`
-//! policy state source. One client recipe, so both trust the same roots the same way.
+//! Outbound HTTPS for the cold paths: JWKS and OpenID discovery fetches, the `http`
+//! policy state source and the Microsoft Graph connector. One client recipe, so all trust
+//! the same roots the same way.
 //!
 //! rustls with the process's crypto provider (aws-lc-rs), the platform's roots plus an
 //! optional private CA, HTTP/1.1 and HTTP/2. The callers bound every fetch in time and
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{Empty, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,6 +23,10 @@ use rustls_pki_types::pem::PemObject;
 /// A client for GETs without a body.
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
+/// The same client for requests with a body (the Graph connector's token POST and its
+/// GETs share one pool).
+pub type HttpsBodyClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// Build a client trusting the platform's roots plus `extra_ca` (PEM; `what` names the
 /// config key in errors). Reads certificate files: call it off the request path.
 pub fn https_client(
@@ -29,6 +34,28 @@ pub fn https_client(
     what: &str,
     connect_timeout: Duration,
 ) -> Result<HttpsClient, String> {
+    build(extra_ca, what, connect_timeout)
+}
+
+/// [`https_client`] for requests with a body.
+pub fn https_body_client(
+    extra_ca: Option<&Path>,
+    what: &str,
+    connect_timeout: Duration,
+) -> Result<HttpsBodyClient, String> {
+    build(extra_ca, what, connect_timeout)
+}
+
+fn build<B>(
+    extra_ca: Option<&Path>,
+    what: &str,
+    connect_timeout: Duration,
+) -> Result<Client<HttpsConnector<HttpConnector>, B>, String>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut roots = RootCertStore::empty();
     // Platform roots may be absent (minimal containers); that is only an error when an
     // https fetch later finds no root for its server.

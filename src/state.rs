@@ -25,6 +25,7 @@ use crate::config::{StateConfig, StateSource};
 use crate::metrics::Metrics;
 use crate::policy::PolicyState;
 
+pub mod graph;
 mod source;
 
 pub use source::MAX_STATE_BYTES;
@@ -130,6 +131,24 @@ impl StateStore {
                 match tokio::task::spawn_blocking(move || Source::http(url, ca.as_deref())).await {
                     Ok(r) => r,
                     Err(e) => Err(format!("state http client: {e}")),
+                }
+            }
+            StateSource::Graph(g) => {
+                let (g, dir, m) = (g.clone(), cfg.cache_dir.clone(), metrics.clone());
+                // Reads the credential and the ledger: keep it off the runtime threads.
+                let built = tokio::task::spawn_blocking(move || {
+                    graph::GraphSource::new(
+                        &g,
+                        dir.as_deref(),
+                        Some(m),
+                        graph::RetryPolicy::default(),
+                    )
+                })
+                .await;
+                match built {
+                    Ok(Ok(s)) => Ok(Source::Graph(Box::new(s))),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("graph source: {e}")),
                 }
             }
         };
@@ -275,6 +294,13 @@ impl StateStore {
         }
     }
 
+    async fn source_wants_fetch_now(&self) -> bool {
+        match &self.source {
+            Some(s) => s.lock().await.wants_fetch_now().await,
+            None => false,
+        }
+    }
+
     /// Poll the source once now (the refresh task, and `SIGHUP`).
     pub async fn refresh(&self) -> RefreshOutcome {
         let Some(source) = &self.source else {
@@ -308,6 +334,18 @@ impl StateStore {
                     }
                     Err(e) => RefreshOutcome::Error(format!("{}: {e}", src.origin())),
                 }
+            }
+            Ok(Fetched::State { state, at }) => {
+                let counts = state.counts();
+                self.current.store(Some(Arc::new(StateSnapshot {
+                    state,
+                    loaded_at_ms: unix_ms(SystemTime::now()),
+                    origin: src.origin().to_owned(),
+                })));
+                // The age is the source's: a cached snapshot keeps the age it had.
+                self.checked_at_ms.store(unix_ms(at), Ordering::Release);
+                tracing::info!(origin = src.origin(), %counts, "policy state loaded");
+                RefreshOutcome::Updated
             }
             Err(e) => RefreshOutcome::Error(e),
         };
@@ -353,6 +391,13 @@ async fn refresh_loop(store: Weak<StateStore>, every: Duration) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; `start` has just loaded
+    // A source serving a stand-in (Graph's cached snapshot) syncs right away.
+    if let Some(s) = store.upgrade()
+        && s.source_wants_fetch_now().await
+    {
+        let _ = s.refresh().await;
+        s.observe_age(SystemTime::now());
+    }
     loop {
         tick.tick().await;
         let Some(s) = store.upgrade() else { return };

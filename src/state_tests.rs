@@ -30,6 +30,7 @@ fn cfg(source: StateSource) -> StateConfig {
         refresh: Duration::from_secs(3600),
         max_staleness: Duration::from_secs(300),
         fail_open: false,
+        cache_dir: None,
     }
 }
 

@@ -25,6 +25,15 @@ fn load_state(config: &Config, state: Option<&Path>) -> Result<PolicyState, Stri
                 "the config's state comes from {url}: download it and pass --state FILE"
             ));
         }
+        // The connector keeps its last good snapshot there, in state.json's schema.
+        (None, StateSource::Graph(_)) => match &config.state.cache_dir {
+            Some(dir) => crate::state::graph::cached_snapshot_path(dir),
+            None => {
+                return Err(
+                    "the config's state comes from Microsoft Graph: pass --state FILE".into(),
+                );
+            }
+        },
     };
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     PolicyState::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))

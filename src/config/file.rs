@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub policies: Vec<Spanned<PolicyFile>>,
     pub approved_apps: Option<Spanned<ApprovedAppsFile>>,
     pub log: Option<Spanned<LogFile>>,
+    pub graph: Option<Spanned<super::graph::GraphFile>>,
 }
 
 /// `[listen]`.
@@ -113,6 +114,7 @@ pub struct StateFile {
     pub refresh: Option<Str>,
     pub max_staleness: Option<Str>,
     pub fail_open: Option<Spanned<bool>>,
+    pub cache_dir: Option<Str>,
 }
 
 /// `[[routes]]`.

@@ -14,8 +14,10 @@ use ipnet::IpNet;
 
 pub mod duration;
 pub mod file;
+pub mod graph;
 pub mod validate;
 
+pub use graph::{GraphApp, GraphCloud, GraphConfig, GraphCredential};
 pub use validate::{ConfigError, DEMO_CONFIG, load, parse_str};
 
 /// The whole validated configuration.
@@ -215,6 +217,8 @@ pub enum StateSource {
     File(PathBuf),
     /// `source = "http"`, `url = ...` (https://, or http:// to loopback).
     Http { url: String, ca: Option<PathBuf> },
+    /// `source = "graph"`: read from Microsoft Graph with the `[graph]` settings.
+    Graph(Box<GraphConfig>),
 }
 
 /// `[state]`.
@@ -227,6 +231,8 @@ pub struct StateConfig {
     pub max_staleness: Duration,
     /// default false.
     pub fail_open: bool,
+    /// `cache_dir` (graph source): last good snapshot and the noncompliant-since ledger.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Whether a route requires a bearer token.

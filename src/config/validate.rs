@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{AuthMode, Config};
 
 mod ctx;
+mod graph;
 mod issuers;
 mod net;
 mod policies;
@@ -94,7 +95,7 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
     let admin = sections::admin(ctx, file.admin.as_ref(), listen.address);
     let issuers = issuers::issuers(ctx, &file.issuers);
     let tokens = sections::tokens(ctx, file.tokens.as_ref());
-    let state = sections::state(ctx, file.state.as_ref());
+    let mut state = sections::state(ctx, file.state.as_ref());
     let routes = routes::routes(ctx, &file.routes);
     let approved_apps = sections::approved_apps(ctx, file.approved_apps.as_ref());
     let resources: Vec<&str> = routes.iter().map(|r| r.resource.as_str()).collect();
@@ -104,6 +105,7 @@ fn build(ctx: &mut Ctx<'_>, file: &super::file::FileConfig, source: PathBuf) -> 
     };
     let policies = policies::policies(ctx, &file.policies, &known);
     let log = sections::log(ctx, file.log.as_ref());
+    graph::apply(ctx, file, &mut state, &policies);
 
     // A route that requires a token with no issuer to verify it would refuse everything:
     // name the first such route so the operator sees which one.

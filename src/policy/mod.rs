@@ -32,6 +32,7 @@ pub use state::{
     AppProtectionPolicy, AppRegistration, ComplianceState, Device, PolicyState, RemediationState,
     StateCounts, User,
 };
+pub use state_load::{RawAppPolicy, RawDevice, RawRegistration, RawUser, StateBuilder};
 pub use values::Version;
 
 #[cfg(test)]

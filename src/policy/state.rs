@@ -263,9 +263,13 @@ impl PolicyState {
         self.group_ids.len()
     }
 
-    /// The app registration for user x app x device. `device = None` finds the
-    /// registration recorded without a device id; a token's device never falls back to
-    /// another device's (or a device-less) registration.
+    /// The app registration for user x app x device. A token's device finds that device's
+    /// registration; failing that (or without a device) the registration recorded without a
+    /// device id, which matches by user and app only (DESIGN.md: Graph v1.0 gives
+    /// registrations no device id). A token's device never falls back to another device's
+    /// registration. A source with several device-less registrations of one user and app
+    /// must merge them into one that passes only if every one does (the loader refuses
+    /// duplicates; the Graph connector merges).
     pub fn registration(
         &self,
         user: u32,
@@ -273,11 +277,10 @@ impl PolicyState {
         device: Option<&str>,
     ) -> Option<&AppRegistration> {
         let app = *self.app_ids.get(fold(app).as_ref())?;
-        let dev = match device {
-            Some(d) => *self.device_ids.get(fold(d).as_ref())?,
-            None => NO_DEVICE,
-        };
-        self.registrations.get(&(user, app, dev))
+        let exact = device
+            .and_then(|d| self.device_ids.get(fold(d).as_ref()))
+            .and_then(|&dev| self.registrations.get(&(user, app, dev)));
+        exact.or_else(|| self.registrations.get(&(user, app, NO_DEVICE)))
     }
 
     /// App protection policies whose `apps` list this client app.

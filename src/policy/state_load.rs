@@ -12,8 +12,8 @@ use std::collections::hash_map::Entry;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use crate::config::Platform;
 
@@ -39,86 +39,86 @@ pub fn load(bytes: &[u8]) -> Result<PolicyState, String> {
     b.finish()
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawUser<'a> {
+pub struct RawUser<'a> {
     #[serde(borrow)]
-    id: Cow<'a, str>,
-    account_enabled: bool,
-    licensed: bool,
+    pub id: Cow<'a, str>,
+    pub account_enabled: bool,
+    pub licensed: bool,
     #[serde(default, borrow)]
-    groups: Vec<Cow<'a, str>>,
+    pub groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    revoke_sessions_after: Option<Cow<'a, str>>,
+    pub revoke_sessions_after: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawDevice<'a> {
+pub struct RawDevice<'a> {
     #[serde(borrow, rename = "azureADDeviceId")]
-    device_id: Cow<'a, str>,
+    pub device_id: Cow<'a, str>,
     #[serde(borrow)]
-    compliance_state: Cow<'a, str>,
+    pub compliance_state: Cow<'a, str>,
     #[serde(default, borrow)]
-    operating_system: Option<Cow<'a, str>>,
+    pub operating_system: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    os_version: Option<Cow<'a, str>>,
+    pub os_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    noncompliant_since: Option<Cow<'a, str>>,
+    pub noncompliant_since: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    remediation: Option<Cow<'a, str>>,
+    pub remediation: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawAppPolicy<'a> {
+pub struct RawAppPolicy<'a> {
     #[serde(borrow)]
-    id: Cow<'a, str>,
+    pub id: Cow<'a, str>,
     #[serde(default, borrow)]
-    display_name: Option<Cow<'a, str>>,
+    pub display_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    platform: Cow<'a, str>,
+    pub platform: Cow<'a, str>,
     #[serde(default, borrow)]
-    apps: Vec<Cow<'a, str>>,
+    pub apps: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    include_groups: Vec<Cow<'a, str>>,
+    pub include_groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    exclude_groups: Vec<Cow<'a, str>>,
+    pub exclude_groups: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    period_offline_before_access_check: Option<Cow<'a, str>>,
+    pub period_offline_before_access_check: Option<Cow<'a, str>>,
     #[serde(default)]
-    pin_required: bool,
+    pub pin_required: bool,
     #[serde(default, borrow)]
-    minimum_required_os_version: Option<Cow<'a, str>>,
+    pub minimum_required_os_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    minimum_required_app_version: Option<Cow<'a, str>>,
+    pub minimum_required_app_version: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawRegistration<'a> {
+pub struct RawRegistration<'a> {
     #[serde(borrow)]
-    user_id: Cow<'a, str>,
+    pub user_id: Cow<'a, str>,
     #[serde(borrow)]
-    app_id: Cow<'a, str>,
+    pub app_id: Cow<'a, str>,
     #[serde(default, borrow, rename = "azureADDeviceId")]
-    device_id: Option<Cow<'a, str>>,
+    pub device_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    platform: Option<Cow<'a, str>>,
+    pub platform: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    application_version: Option<Cow<'a, str>>,
+    pub application_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    platform_version: Option<Cow<'a, str>>,
+    pub platform_version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    flagged_reasons: Vec<Cow<'a, str>>,
+    pub flagged_reasons: Vec<Cow<'a, str>>,
     #[serde(default, borrow)]
-    last_sync_date_time: Option<Cow<'a, str>>,
+    pub last_sync_date_time: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    compliance_state: Cow<'a, str>,
+    pub compliance_state: Cow<'a, str>,
     #[serde(default, borrow)]
-    noncompliant_since: Option<Cow<'a, str>>,
+    pub noncompliant_since: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    remediation: Option<Cow<'a, str>>,
+    pub remediation: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -195,7 +195,7 @@ fn nonempty(field: &str, s: &str) -> Result<(), String> {
 }
 
 impl Builder {
-    fn add_user(&mut self, i: usize, r: RawUser<'_>) -> Result<(), String> {
+    fn add_user(&mut self, i: usize, r: &RawUser<'_>) -> Result<(), String> {
         let at = |m: String| format!("users[{i}] (id {}): {m}", r.id);
         nonempty("id", &r.id).map_err(at)?;
         let idx = intern(&mut self.s.user_ids, &r.id);
@@ -220,7 +220,7 @@ impl Builder {
         Ok(())
     }
 
-    fn add_device(&mut self, i: usize, r: RawDevice<'_>) -> Result<(), String> {
+    fn add_device(&mut self, i: usize, r: &RawDevice<'_>) -> Result<(), String> {
         let at = |m: String| format!("devices[{i}] (azureADDeviceId {}): {m}", r.device_id);
         nonempty("azureADDeviceId", &r.device_id).map_err(at)?;
         let compliance = compliance(&r.compliance_state).map_err(at)?;
@@ -243,7 +243,7 @@ impl Builder {
         Ok(())
     }
 
-    fn add_app_policy(&mut self, i: usize, r: RawAppPolicy<'_>) -> Result<(), String> {
+    fn add_app_policy(&mut self, i: usize, r: &RawAppPolicy<'_>) -> Result<(), String> {
         let at = |m: String| format!("appProtectionPolicies[{i}] (id {}): {m}", r.id);
         nonempty("id", &r.id).map_err(at)?;
         if self.s.app_policies.iter().any(|p| *p.id == *r.id) {
@@ -279,7 +279,7 @@ impl Builder {
         Ok(())
     }
 
-    fn add_registration(&mut self, i: usize, r: RawRegistration<'_>) -> Result<(), String> {
+    fn add_registration(&mut self, i: usize, r: &RawRegistration<'_>) -> Result<(), String> {
         let dev = r.device_id.as_deref().filter(|d| !d.is_empty());
         let label = format!(
             "userId {}, appId {}, azureADDeviceId {}",
@@ -369,6 +369,45 @@ impl Builder {
     }
 }
 
+/// Builds a [`PolicyState`] record by record with the same checks as [`load`], for
+/// sources that already hold typed records (the Microsoft Graph connector): no JSON
+/// document of the whole state is ever made. Errors name the record as `load` does.
+#[derive(Default)]
+pub struct StateBuilder {
+    b: Builder,
+    n: [usize; 4],
+}
+
+impl StateBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn user(&mut self, r: &RawUser<'_>) -> Result<(), String> {
+        self.n[0] += 1;
+        self.b.add_user(self.n[0] - 1, r)
+    }
+
+    pub fn device(&mut self, r: &RawDevice<'_>) -> Result<(), String> {
+        self.n[1] += 1;
+        self.b.add_device(self.n[1] - 1, r)
+    }
+
+    pub fn app_policy(&mut self, r: &RawAppPolicy<'_>) -> Result<(), String> {
+        self.n[2] += 1;
+        self.b.add_app_policy(self.n[2] - 1, r)
+    }
+
+    pub fn registration(&mut self, r: &RawRegistration<'_>) -> Result<(), String> {
+        self.n[3] += 1;
+        self.b.add_registration(self.n[3] - 1, r)
+    }
+
+    pub fn finish(self) -> Result<PolicyState, String> {
+        self.b.finish()
+    }
+}
+
 fn grow<T>(v: &mut Vec<Option<T>>, idx: u32) {
     if v.len() <= idx as usize {
         v.resize_with(idx as usize + 1, || None);
@@ -391,28 +430,28 @@ trait Record<'de>: Deserialize<'de> {
 impl<'de: 'a, 'a> Record<'de> for RawUser<'a> {
     const ARRAY: &'static str = "users";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_user(i, self)
+        b.add_user(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawDevice<'a> {
     const ARRAY: &'static str = "devices";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_device(i, self)
+        b.add_device(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawAppPolicy<'a> {
     const ARRAY: &'static str = "appProtectionPolicies";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_app_policy(i, self)
+        b.add_app_policy(i, &self)
     }
 }
 
 impl<'de: 'a, 'a> Record<'de> for RawRegistration<'a> {
     const ARRAY: &'static str = "appRegistrations";
     fn add(self, b: &mut Builder, i: usize) -> Result<(), String> {
-        b.add_registration(i, self)
+        b.add_registration(i, &self)
     }
 }
 

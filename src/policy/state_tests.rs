@@ -69,10 +69,12 @@ fn loads_and_indexes_the_design_example() {
     let r = s.registration(ui, "APP-1", Some("d-1")).unwrap();
     assert_eq!(r.last_sync, Some(1_795_770_000));
     assert!(!r.rooted);
-    // The device-less registration is found only without a device.
+    // The device-less registration matches by user and app: without a device, and for a
+    // device that has no registration of its own; never another device's registration.
     let r2 = s.registration(ui, "app-1", None).unwrap();
     assert!(r2.rooted);
-    assert!(s.registration(ui, "app-1", Some("d-2")).is_none());
+    assert!(s.registration(ui, "app-1", Some("d-2")).unwrap().rooted);
+    assert!(!s.registration(ui, "app-1", Some("d-1")).unwrap().rooted);
     assert!(s.registration(ui, "app-2", Some("d-1")).is_none());
     let p: Vec<_> = s.app_policies_for("app-1").collect();
     assert_eq!(p.len(), 1);

@@ -1,5 +1,6 @@
-//! State sources: a file (re-read when its size or modification time changes) or an HTTP
-//! URL polled with `If-None-Match`. Both are bounded in size; HTTP also in time.
+//! State sources: a file (re-read when its size or modification time changes), an HTTP
+//! URL polled with `If-None-Match`, or Microsoft Graph (`super::graph`). All are bounded
+//! in size and time.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -42,6 +43,11 @@ pub(crate) enum Fetched {
         bytes: Bytes,
         version: SourceVersion,
     },
+    /// A state already built (Graph), confirmed by its source at `at`.
+    State {
+        state: crate::policy::PolicyState,
+        at: SystemTime,
+    },
 }
 
 pub(crate) enum Source {
@@ -56,6 +62,7 @@ pub(crate) enum Source {
         client: Box<StateClient>,
         last: Option<SourceVersion>,
     },
+    Graph(Box<super::graph::GraphSource>),
 }
 
 impl Source {
@@ -91,6 +98,7 @@ impl Source {
     pub(crate) fn origin(&self) -> &str {
         match self {
             Source::File { origin, .. } | Source::Http { origin, .. } => origin,
+            Source::Graph(g) => g.origin(),
         }
     }
 
@@ -98,6 +106,16 @@ impl Source {
     pub(crate) fn commit(&mut self, version: SourceVersion) {
         match self {
             Source::File { last, .. } | Source::Http { last, .. } => *last = Some(version),
+            Source::Graph(_) => {}
+        }
+    }
+
+    /// The source has only served a stand-in (Graph's cached snapshot) and wants a real
+    /// fetch now rather than after `refresh`.
+    pub(crate) async fn wants_fetch_now(&self) -> bool {
+        match self {
+            Source::Graph(g) => g.wants_sync_now().await,
+            _ => false,
         }
     }
 
@@ -105,6 +123,10 @@ impl Source {
     /// loaded, so "unchanged" would be meaningless).
     pub(crate) async fn fetch(&self, loaded: bool) -> Result<Fetched, String> {
         match self {
+            Source::Graph(g) => match g.fetch(loaded).await {
+                Ok(super::graph::Fetch::State { state, at }) => Ok(Fetched::State { state, at }),
+                Err(e) => Err(e.to_string()),
+            },
             Source::File { path, origin, last } => {
                 let meta = tokio::fs::metadata(path)
                     .await

@@ -212,12 +212,17 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
     enum Kind {
         File,
         Http,
+        Graph,
     }
     let f = file.map(Spanned::get_ref);
     let kind = ctx.keyword(
         f.and_then(|f| f.source.as_ref()),
         "state.source",
-        &[("file", Kind::File), ("http", Kind::Http)],
+        &[
+            ("file", Kind::File),
+            ("http", Kind::Http),
+            ("graph", Kind::Graph),
+        ],
         Kind::File,
     );
     let path = f.and_then(|f| f.path.as_ref());
@@ -262,6 +267,31 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
             let ca = ca.and_then(|v| ctx.path(v, "state.ca"));
             StateSource::Http { url, ca }
         }
+        Kind::Graph => {
+            for (v, key) in [(path, "state.path"), (url, "state.url"), (ca, "state.ca")] {
+                if let Some(v) = v {
+                    ctx.error(v, key, "not used with source = \"graph\" (see [graph])");
+                }
+            }
+            // Filled in from [graph] once the policies (whose groups it resolves) are built.
+            StateSource::Graph(Box::new(super::graph::placeholder()))
+        }
+    };
+    let cache_dir = match (f.and_then(|f| f.cache_dir.as_ref()), kind, file) {
+        (Some(v), Kind::Graph, _) => ctx.path(v, "state.cache_dir"),
+        (Some(v), _, _) => {
+            ctx.error(v, "state.cache_dir", "only with source = \"graph\"");
+            None
+        }
+        (None, Kind::Graph, Some(table)) => {
+            ctx.error(
+                table,
+                "state.cache_dir",
+                "missing (required with source = \"graph\": it keeps when each record turned noncompliant across restarts)",
+            );
+            None
+        }
+        (None, _, _) => None,
     };
     let refresh = ctx.duration(
         f.and_then(|f| f.refresh.as_ref()),
@@ -294,6 +324,7 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
         fail_open: f
             .and_then(|f| f.fail_open.as_ref())
             .is_some_and(|v| *v.get_ref()),
+        cache_dir,
     }
 }
 

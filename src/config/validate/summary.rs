@@ -85,6 +85,13 @@ impl Config {
         let source = match &self.state.source {
             StateSource::File(path) => format!("file {}", path.display()),
             StateSource::Http { url, .. } => format!("http {url}"),
+            StateSource::Graph(g) => format!(
+                "graph tenant {} via {} ({} groups named, {} apps mapped)",
+                g.tenant_id,
+                g.graph_url,
+                g.groups.len(),
+                g.apps.len()
+            ),
         };
         let _ = write!(
             out,

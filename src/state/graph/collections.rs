@@ -1,0 +1,275 @@
+//! The collections DESIGN.md names, read in full each round (users through delta), each
+//! into the records of [`super::map`]. A read that fails returns an error and whatever it
+//! had collected is dropped with it.
+//!
+//! Groups: `groups/{id}/transitiveMembers` per group that matters (the few that policies
+//! and app protection assignments name), not `groups/delta` plus a local closure: Graph
+//! computes nesting itself, a round costs (members / 999) pages per group, and there are no
+//! sub-groups to discover, page merges or `@removed` members to get wrong. The price is
+//! a full re-read of those groups every round, which their size keeps small.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use super::map::{self, AppPlatform, AppTable, GraphUserRec, MapStats};
+use super::pager::{Collection, Counter, End, Limiter, Pager};
+use super::{GraphError, wire};
+use crate::metrics::Metrics;
+use crate::policy::{RawAppPolicy, RawDevice, RawRegistration};
+
+pub const USERS_SELECT: &str = "id,accountEnabled,assignedPlans,signInSessionsValidFromDateTime";
+pub const DEVICES_SELECT: &str =
+    "id,azureADDeviceId,userId,complianceState,operatingSystem,osVersion,lastSyncDateTime";
+pub const REGISTRATIONS_SELECT: &str =
+    "id,userId,appIdentifier,applicationVersion,platformVersion,flaggedReasons,lastSyncDateTime";
+
+/// Pacing per Graph throttling family (research/graph.md section 7), under the per-app
+/// per-tenant limits with some room for other callers of the same app.
+pub struct Limits {
+    /// Identity and access (users, groups): resource units, far above this.
+    pub directory: Limiter,
+    /// Intune devices: 2000 requests / 20 s per app per tenant.
+    pub devices: Limiter,
+    /// Intune managed applications: 1000 requests / 20 s per app per tenant.
+    pub apps: Limiter,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let per = std::time::Duration::from_secs(20);
+        Self {
+            directory: Limiter::new(2000, per),
+            devices: Limiter::new(1800, per),
+            apps: Limiter::new(900, per),
+        }
+    }
+}
+
+/// Everything a read needs.
+pub struct Reader<'a> {
+    pub pager: &'a Pager,
+    pub limits: &'a Limits,
+    pub requests: &'a Counter,
+    /// `{graph_url}/v1.0`.
+    pub base: String,
+    pub metrics: Option<&'a Metrics>,
+}
+
+impl Reader<'_> {
+    fn collection<'b>(&'b self, label: &'static str, limiter: &'b Limiter) -> Collection<'b> {
+        Collection {
+            label,
+            limiter,
+            requests: self.requests,
+        }
+    }
+
+    fn timed(&self, label: &str, since: Instant) {
+        if let Some(m) = self.metrics {
+            m.graph_sync_duration_seconds
+                .with_label_values(&[label])
+                .observe(since.elapsed().as_secs_f64());
+        }
+    }
+
+    /// `users/delta`: from `delta` (the last round's deltaLink) into a copy of `users`,
+    /// or from scratch. Returns the users and the next deltaLink. An expired or refused
+    /// delta token gives a full resync.
+    pub async fn users(
+        &self,
+        users: &BTreeMap<String, GraphUserRec>,
+        delta: Option<&str>,
+        plans: &[String],
+    ) -> Result<(BTreeMap<String, GraphUserRec>, String), GraphError> {
+        let t0 = Instant::now();
+        if let Some(link) = delta {
+            let mut working = users.clone();
+            match self.users_from(&mut working, link, plans).await {
+                Ok(next) => {
+                    self.timed("users", t0);
+                    return Ok((working, next));
+                }
+                Err(GraphError::DeltaExpired(e) | GraphError::BadRequest(e)) => {
+                    tracing::info!(reason = %e, "users delta token no longer valid; full resync");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut working = BTreeMap::new();
+        let url = format!("{}/users/delta?$select={USERS_SELECT}", self.base);
+        let next = self.users_from(&mut working, &url, plans).await?;
+        self.timed("users", t0);
+        Ok((working, next))
+    }
+
+    async fn users_from(
+        &self,
+        working: &mut BTreeMap<String, GraphUserRec>,
+        url: &str,
+        plans: &[String],
+    ) -> Result<String, GraphError> {
+        let c = self.collection("users", &self.limits.directory);
+        let end = self
+            .pager
+            .read(&c, url, |page: Vec<wire::GraphUser>| {
+                page.iter()
+                    .try_for_each(|u| map::apply_user(working, u, plans))
+            })
+            .await?;
+        match end {
+            End::Delta(link) => Ok(link),
+            End::Done => Err(GraphError::Malformed(
+                "users: delta query ended without an @odata.deltaLink".into(),
+            )),
+        }
+    }
+
+    /// Transitive user members of each group: user id -> group ids. A group Graph does not
+    /// know (404) has no members; it is named in the result so the round can say so.
+    pub async fn groups(
+        &self,
+        ids: &[String],
+    ) -> Result<(HashMap<String, Vec<String>>, Vec<String>), GraphError> {
+        let t0 = Instant::now();
+        let c = self.collection("groups", &self.limits.directory);
+        let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
+        let mut missing = Vec::new();
+        for g in ids {
+            let url = format!(
+                "{}/groups/{g}/transitiveMembers?$select=id&$top=999",
+                self.base
+            );
+            let mut members: Vec<String> = Vec::new();
+            let read = self
+                .pager
+                .read(&c, &url, |page: Vec<wire::DirectoryObject>| {
+                    members.extend(
+                        page.into_iter()
+                            .filter(|o| o.odata_type.as_deref() == Some("#microsoft.graph.user"))
+                            .map(|o| o.id.to_ascii_lowercase()),
+                    );
+                    Ok(())
+                })
+                .await;
+            match read {
+                Ok(_) => {
+                    for u in members {
+                        let v = by_user.entry(u).or_default();
+                        if !v.contains(g) {
+                            v.push(g.clone());
+                        }
+                    }
+                }
+                Err(GraphError::NotFound(_)) => missing.push(g.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        self.timed("groups", t0);
+        Ok((by_user, missing))
+    }
+
+    pub async fn devices(
+        &self,
+        stats: &mut MapStats,
+    ) -> Result<BTreeMap<String, RawDevice<'static>>, GraphError> {
+        let t0 = Instant::now();
+        let c = self.collection("managedDevices", &self.limits.devices);
+        let url = format!(
+            "{}/deviceManagement/managedDevices?$select={DEVICES_SELECT}",
+            self.base
+        );
+        let mut out: BTreeMap<String, RawDevice<'static>> = BTreeMap::new();
+        self.pager
+            .read(&c, &url, |page: Vec<wire::ManagedDevice>| {
+                for d in &page {
+                    if let Some((id, rec)) = map::device(d, stats) {
+                        match out.get_mut(&id) {
+                            Some(into) => map::merge_device(into, rec, stats),
+                            None => {
+                                out.insert(id, rec);
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        self.timed("managedDevices", t0);
+        Ok(out)
+    }
+
+    /// iOS and Android app protection policies with their apps and assignments.
+    pub async fn app_policies(
+        &self,
+        table: &AppTable,
+        stats: &mut MapStats,
+    ) -> Result<BTreeMap<String, RawAppPolicy<'static>>, GraphError> {
+        let mut out = BTreeMap::new();
+        for (label, path, platform) in [
+            (
+                "iosManagedAppProtections",
+                "iosManagedAppProtections",
+                AppPlatform::Ios,
+            ),
+            (
+                "androidManagedAppProtections",
+                "androidManagedAppProtections",
+                AppPlatform::Android,
+            ),
+        ] {
+            let t0 = Instant::now();
+            let c = self.collection(label, &self.limits.apps);
+            let url = format!(
+                "{}/deviceAppManagement/{path}?$expand=apps,assignments",
+                self.base
+            );
+            self.pager
+                .read(&c, &url, |page: Vec<wire::AppProtection>| {
+                    for p in &page {
+                        let rec = map::app_policy(p, platform, table, stats);
+                        if out.insert(p.id.clone(), rec).is_some() {
+                            return Err(GraphError::Malformed(format!(
+                                "{label}: policy id {:?} seen twice",
+                                p.id
+                            )));
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+            self.timed(label, t0);
+        }
+        Ok(out)
+    }
+
+    pub async fn registrations(
+        &self,
+        table: &AppTable,
+        stats: &mut MapStats,
+    ) -> Result<BTreeMap<String, RawRegistration<'static>>, GraphError> {
+        let t0 = Instant::now();
+        let c = self.collection("managedAppRegistrations", &self.limits.apps);
+        let url = format!(
+            "{}/deviceAppManagement/managedAppRegistrations?$select={REGISTRATIONS_SELECT}",
+            self.base
+        );
+        let mut out: BTreeMap<String, RawRegistration<'static>> = BTreeMap::new();
+        self.pager
+            .read(&c, &url, |page: Vec<wire::AppRegistration>| {
+                for r in &page {
+                    for (key, rec) in map::registrations(r, table, stats) {
+                        match out.get_mut(&key) {
+                            Some(into) => map::merge_registration(into, rec, stats),
+                            None => {
+                                out.insert(key, rec);
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        self.timed("managedAppRegistrations", t0);
+        Ok(out)
+    }
+}
