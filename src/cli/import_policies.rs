@@ -11,15 +11,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::config::{self, AuthMode, Config, ConfigError};
+use crate::config::{self, AuthMode, Config, ConfigError, StateSource};
 use crate::policy::import::{self, Context, Outcome, entra};
 
 /// Arguments of `import-policies` (the config comes from the global `--config`).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Args {
+    /// Read the policies and named locations from Microsoft Graph with the config's
+    /// `[graph]` credentials (application permission Policy.Read.All).
+    #[arg(long, conflicts_with_all = ["from_json", "named_locations"], required_unless_present = "from_json")]
+    pub from_graph: bool,
     /// Policies as Graph returns them (`{"value": [...]}` or an array); repeat for each
     /// page of a paged response.
-    #[arg(long = "from-json", value_name = "POLICIES.json", required = true)]
+    #[arg(long = "from-json", value_name = "POLICIES.json")]
     pub from_json: Vec<PathBuf>,
     /// Named locations as Graph returns them (needed when policies name locations).
     #[arg(long = "named-locations", value_name = "LOCATIONS.json")]
@@ -50,19 +54,14 @@ pub fn run(config_path: &Path, args: &Args) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let policies = match read_pages(&args.from_json, "id") {
-        Ok(p) => p,
+    let (policies, location_items) = match input(&config, args) {
+        Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let locations = if args.named_locations.is_empty() {
-        None
-    } else {
-        match read_pages(&args.named_locations, "id")
-            .and_then(|items| import::named_locations(&items))
-        {
-            Ok(l) => Some(l),
-            Err(e) => return fail(format!("--named-locations: {e}")),
-        }
+    let locations = match location_items.map(|items| import::named_locations(&items)) {
+        None => None,
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => return fail(format!("named locations: {e}")),
     };
     let cx = context(&config, resources, locations);
     let outcomes = import::import(&policies, &cx);
@@ -91,6 +90,38 @@ pub fn run(config_path: &Path, args: &Args) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+type Input = (Vec<serde_json::Value>, Option<Vec<serde_json::Value>>);
+
+/// The policies, and the named locations when there are any, from Graph or the files.
+fn input(config: &Config, args: &Args) -> Result<Input, String> {
+    if args.from_graph {
+        let StateSource::Graph(graph) = &config.state.source else {
+            return Err(
+                "--from-graph reads with the config's [graph] credentials: it needs [state] source = \"graph\" and a [graph] section"
+                    .to_owned(),
+            );
+        };
+        let fetched = super::import_graph::fetch_blocking(graph)?;
+        unique_ids(&fetched.policies, "policies")?;
+        unique_ids(&fetched.named_locations, "namedLocations")?;
+        eprintln!(
+            "import-policies: read {} policies and {} named locations from {} ({} requests)",
+            fetched.policies.len(),
+            fetched.named_locations.len(),
+            graph.graph_url,
+            fetched.requests
+        );
+        return Ok((fetched.policies, Some(fetched.named_locations)));
+    }
+    let policies = read_pages(&args.from_json)?;
+    let locations = if args.named_locations.is_empty() {
+        None
+    } else {
+        Some(read_pages(&args.named_locations).map_err(|e| format!("--named-locations: {e}"))?)
+    };
+    Ok((policies, locations))
 }
 
 /// What the mapping needs from the config.
@@ -144,7 +175,7 @@ pub fn resource_pairs(pairs: &[String], config: &Config) -> Result<BTreeMap<Stri
 /// Every item of every page, in order. A set of pages in which every page still has an
 /// `@odata.nextLink` is missing its last page: importing it would drop policies, so it is
 /// an error. An id seen twice (the same page saved twice) is one too.
-pub fn read_pages(paths: &[PathBuf], id_key: &str) -> Result<Vec<serde_json::Value>, String> {
+pub fn read_pages(paths: &[PathBuf]) -> Result<Vec<serde_json::Value>, String> {
     let mut items = Vec::new();
     let mut last_pages = 0;
     for path in paths {
@@ -165,15 +196,25 @@ pub fn read_pages(paths: &[PathBuf], id_key: &str) -> Result<Vec<serde_json::Val
                 .join(", ")
         ));
     }
+    let what = paths
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    unique_ids(&items, &what)?;
+    Ok(items)
+}
+
+/// An id seen twice (a page saved twice, a page repeated by Graph) is an error.
+fn unique_ids(items: &[serde_json::Value], what: &str) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
-    for v in &items {
-        if let Some(id) = v.get(id_key).and_then(|v| v.as_str())
+    for v in items {
+        if let Some(id) = v.get("id").and_then(|v| v.as_str())
             && !seen.insert(id.to_ascii_lowercase())
         {
-            return Err(format!("{id_key} {id} appears twice in the input"));
+            return Err(format!("{what}: id {id} appears twice"));
         }
     }
-    Ok(items)
+    Ok(())
 }
 
 /// Print what was not imported, and why, to stderr; return how many were refused.
