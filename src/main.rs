@@ -177,9 +177,7 @@ fn main() -> ExitCode {
             accessgate::whatif_cli::test_policies(&cli.config, &cases, state.as_deref())
         }
         Command::Healthcheck { address } => healthcheck(&cli.config, address),
-        Command::ImportPolicies(args) => {
-            accessgate::cli::import_policies::run(&cli.config, &args)
-        }
+        Command::ImportPolicies(args) => accessgate::cli::import_policies::run(&cli.config, &args),
     }
 }
 

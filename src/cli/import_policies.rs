@@ -145,7 +145,10 @@ pub fn context(
 }
 
 /// `--resource APP_ID=RESOURCE` pairs, each resource one of the config's routes'.
-pub fn resource_pairs(pairs: &[String], config: &Config) -> Result<BTreeMap<String, String>, String> {
+pub fn resource_pairs(
+    pairs: &[String],
+    config: &Config,
+) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for p in pairs {
         let Some((app, resource)) = p.split_once('=') else {
@@ -166,7 +169,9 @@ pub fn resource_pairs(pairs: &[String], config: &Config) -> Result<BTreeMap<Stri
         if let Some(prev) = out.insert(key, resource.to_owned())
             && prev != resource
         {
-            return Err(format!("--resource: {app} is mapped to both {prev:?} and {resource:?}"));
+            return Err(format!(
+                "--resource: {app} is mapped to both {prev:?} and {resource:?}"
+            ));
         }
     }
     Ok(out)

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use super::Context;
 use super::entra::{self, meaningful};
 use super::map::Findings;
-use super::Context;
 use crate::config::{Grant, GrantControl, GrantOperator};
 
 /// `frequencyInterval = everyTime`: Entra re-prompts at most once per five minutes
@@ -101,7 +101,9 @@ pub(crate) fn grant(
                 continue;
             }
             other => {
-                f.refuse(format!("grantControls {other:?}: not a known grant control"));
+                f.refuse(format!(
+                    "grantControls {other:?}: not a known grant control"
+                ));
                 continue;
             }
         };
@@ -113,7 +115,9 @@ pub(crate) fn grant(
         Some("AND") | None => GrantOperator::All,
         Some("OR") => GrantOperator::Any,
         Some(other) => {
-            f.refuse(format!("grantControls.operator {other:?}: neither AND nor OR"));
+            f.refuse(format!(
+                "grantControls.operator {other:?}: neither AND nor OR"
+            ));
             GrantOperator::All
         }
     };
@@ -205,7 +209,11 @@ pub(crate) fn session(s: Option<&entra::SessionControls>, f: &mut Findings) -> O
             return None;
         }
     };
-    match sif.value.and_then(|v| u64::try_from(v).ok()).filter(|v| (1..=100_000).contains(v)) {
+    match sif
+        .value
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| (1..=100_000).contains(v))
+    {
         Some(v) => Some(Duration::from_secs(v * unit)),
         None => {
             f.refuse(format!(

@@ -24,7 +24,12 @@ fn cx() -> Context {
     }
 }
 
-fn policy(name: &str, conditions: serde_json::Value, grant: serde_json::Value, session: serde_json::Value) -> serde_json::Value {
+fn policy(
+    name: &str,
+    conditions: serde_json::Value,
+    grant: serde_json::Value,
+    session: serde_json::Value,
+) -> serde_json::Value {
     json!({"id": format!("{name}-id"), "displayName": name, "state": "enabledForReportingButNotEnforced",
            "conditions": conditions, "grantControls": grant, "sessionControls": session})
 }
@@ -33,21 +38,36 @@ fn policy(name: &str, conditions: serde_json::Value, grant: serde_json::Value, s
 fn every_mapped_shape_round_trips_through_the_config_parser() {
     let all = json!({"includeApplications": ["All"]});
     let items = [
-        policy("Block", json!({"applications": all, "users": {"includeUsers": ["All"], "excludeGroups": ["0b0b0b0b-0000-4000-8000-000000000002"]},
-            "locations": {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}}), json!({"builtInControls": ["block"]}), json!(null)),
-        policy("Grant all", json!({"applications": {"includeApplications": [CORP_APP]},
+        policy(
+            "Block",
+            json!({"applications": all, "users": {"includeUsers": ["All"], "excludeGroups": ["0b0b0b0b-0000-4000-8000-000000000002"]},
+            "locations": {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}}),
+            json!({"builtInControls": ["block"]}),
+            json!(null),
+        ),
+        policy(
+            "Grant all",
+            json!({"applications": {"includeApplications": [CORP_APP]},
             "users": {"includeUsers": ["a1111111-1111-4111-8111-111111111111"], "includeGroups": ["0a0a0a0a-0000-4000-8000-000000000001"],
                       "excludeUsers": ["b2222222-2222-4222-8222-222222222222"]},
             "platforms": {"includePlatforms": ["iOS", "android"]},
             "locations": {"includeLocations": ["3c2f3a6e-0e39-4a49-9d36-0ab1f3b1c001"]}}),
             json!({"operator": "AND", "builtInControls": ["mfa", "compliantDevice", "approvedApplication", "compliantApplication"]}),
-            json!({"signInFrequency": {"isEnabled": true, "type": "days", "value": 30}})),
-        policy("Grant any", json!({"applications": all, "users": {"includeGroups": ["0a0a0a0a-0000-4000-8000-000000000001"]},
+            json!({"signInFrequency": {"isEnabled": true, "type": "days", "value": 30}}),
+        ),
+        policy(
+            "Grant any",
+            json!({"applications": all, "users": {"includeGroups": ["0a0a0a0a-0000-4000-8000-000000000001"]},
             "platforms": {"includePlatforms": ["all"], "excludePlatforms": ["iOS"]}}),
             json!({"operator": "OR", "builtInControls": ["compliantDevice", "compliantApplication"]}),
-            json!({"signInFrequency": {"isEnabled": true, "frequencyInterval": "everyTime"}})),
-        policy("Grant any", json!({"applications": all, "users": {"includeUsers": ["All"]}}),
-            json!({"builtInControls": ["mfa"]}), json!({"signInFrequency": {"isEnabled": true, "type": "hours", "value": 12}})),
+            json!({"signInFrequency": {"isEnabled": true, "frequencyInterval": "everyTime"}}),
+        ),
+        policy(
+            "Grant any",
+            json!({"applications": all, "users": {"includeUsers": ["All"]}}),
+            json!({"builtInControls": ["mfa"]}),
+            json!({"signInFrequency": {"isEnabled": true, "type": "hours", "value": 12}}),
+        ),
     ];
     let outcomes = import(&items, &cx());
     let text = toml(&outcomes);
@@ -63,23 +83,42 @@ fn every_mapped_shape_round_trips_through_the_config_parser() {
     let parsed: Vec<String> = config.policies.iter().map(|p| format!("{p:?}")).collect();
     assert_eq!(mapped.len(), items.len());
     assert_eq!(parsed, mapped, "\n{text}");
-    assert!(text.contains("# Entra policy Grant any-id: \"Grant any\""), "{text}");
+    assert!(
+        text.contains("# Entra policy Grant any-id: \"Grant any\""),
+        "{text}"
+    );
     assert!(text.contains("name = \"grant-any-2\""), "{text}");
 }
 
 #[test]
 fn display_names_cannot_inject_toml() {
     let evil = "x\"\n[[policies]]\nname = \"evil\"\nresources = [\"all\"]\ninclude_users = [\"all\"]\ngrant = { block = true }\n#";
-    let mut p = policy(evil, json!({"applications": {"includeApplications": ["All"]}, "users": {"includeUsers": ["All"]}}),
-        json!({"builtInControls": ["mfa"]}), json!(null));
+    let mut p = policy(
+        evil,
+        json!({"applications": {"includeApplications": ["All"]}, "users": {"includeUsers": ["All"]}}),
+        json!({"builtInControls": ["mfa"]}),
+        json!(null),
+    );
     p["id"] = json!("id\n[[policies]]");
-    let skipped = policy(evil, json!({"applications": {"includeApplications": ["None"]}, "users": {"includeUsers": ["All"]}}),
-        json!({"builtInControls": ["mfa"]}), json!(null));
+    let skipped = policy(
+        evil,
+        json!({"applications": {"includeApplications": ["None"]}, "users": {"includeUsers": ["All"]}}),
+        json!({"builtInControls": ["mfa"]}),
+        json!(null),
+    );
     let text = toml(&import(&[p, skipped], &cx()));
-    let config = with_policies(DEMO_CONFIG, &text, Path::new("config/demo.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let config = with_policies(DEMO_CONFIG, &text, Path::new("config/demo.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(config.policies.len(), 1, "{text}");
-    assert_eq!(config.policies[0].name, "x-policies-name-evil-resources-all-include-users-all-grant-b");
-    assert!(!text.lines().any(|l| l.starts_with("[[policies]]") && l != "[[policies]]"));
+    assert_eq!(
+        config.policies[0].name,
+        "x-policies-name-evil-resources-all-include-users-all-grant-b"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("[[policies]]") && l != "[[policies]]")
+    );
     assert_eq!(text.matches("\n[[policies]]\n").count(), 1, "{text}");
 }
 
@@ -94,13 +133,32 @@ fn strings_and_durations() {
 
 #[test]
 fn skipped_and_refused_policies_are_comments() {
-    let refused = policy("Risky", json!({"signInRiskLevels": ["high"], "applications": {"includeApplications": ["All"]},
-        "users": {"includeUsers": ["All"]}}), json!({"builtInControls": ["block"]}), json!(null));
-    let skipped = policy("Legacy", json!({"clientAppTypes": ["other"], "applications": {"includeApplications": ["All"]},
-        "users": {"includeUsers": ["All"]}}), json!({"builtInControls": ["block"]}), json!(null));
+    let refused = policy(
+        "Risky",
+        json!({"signInRiskLevels": ["high"], "applications": {"includeApplications": ["All"]},
+        "users": {"includeUsers": ["All"]}}),
+        json!({"builtInControls": ["block"]}),
+        json!(null),
+    );
+    let skipped = policy(
+        "Legacy",
+        json!({"clientAppTypes": ["other"], "applications": {"includeApplications": ["All"]},
+        "users": {"includeUsers": ["All"]}}),
+        json!({"builtInControls": ["block"]}),
+        json!(null),
+    );
     let text = toml(&import(&[refused, skipped], &cx()));
     assert!(!text.contains("[[policies]]"), "{text}");
-    assert!(text.contains("# NOT IMPORTED:\n#   - conditions.signInRiskLevels"), "{text}");
-    assert!(text.contains("# skipped: targets only legacy authentication"), "{text}");
-    assert!(with_policies(DEMO_CONFIG, &text, Path::new("config/demo.toml")).is_ok_and(|c| c.policies.is_empty()));
+    assert!(
+        text.contains("# NOT IMPORTED:\n#   - conditions.signInRiskLevels"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# skipped: targets only legacy authentication"),
+        "{text}"
+    );
+    assert!(
+        with_policies(DEMO_CONFIG, &text, Path::new("config/demo.toml"))
+            .is_ok_and(|c| c.policies.is_empty())
+    );
 }

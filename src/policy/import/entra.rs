@@ -181,8 +181,7 @@ pub struct Page {
 /// Read a page. Items stay raw so that one malformed policy is refused on its own instead
 /// of failing the whole file.
 pub fn page(bytes: &[u8]) -> Result<Page, String> {
-    let doc: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
     match doc {
         Value::Array(items) => Ok(Page {
             items,
@@ -216,9 +215,7 @@ pub fn meaningful(v: &Value) -> bool {
         Value::Number(_) => true,
         Value::String(s) => !s.is_empty() && !s.eq_ignore_ascii_case("none"),
         Value::Array(a) => a.iter().any(meaningful),
-        Value::Object(o) => o
-            .iter()
-            .any(|(k, v)| !k.starts_with('@') && meaningful(v)),
+        Value::Object(o) => o.iter().any(|(k, v)| !k.starts_with('@') && meaningful(v)),
     }
 }
 

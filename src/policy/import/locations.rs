@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 use serde_json::Value;
 
+use super::Context;
 use super::entra;
 use super::map::Findings;
-use super::Context;
 use crate::config::Locations;
 
 /// The id Graph uses for the legacy "MFA trusted IPs" of the per-user MFA service
@@ -30,7 +30,10 @@ pub struct Location {
 /// What a named location is, as far as the gateway can use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocationKind {
-    Ip { trusted: bool, cidrs: Vec<IpNet> },
+    Ip {
+        trusted: bool,
+        cidrs: Vec<IpNet>,
+    },
     Country,
     /// Unknown type or a range that is not a CIDR: policies naming it are refused.
     Invalid(String),
@@ -43,12 +46,11 @@ pub fn named_locations(items: &[Value]) -> Result<BTreeMap<String, Location>, St
     for (i, raw) in items.iter().enumerate() {
         let l: entra::NamedLocation = serde_json::from_value(raw.clone())
             .map_err(|e| format!("value[{i}] is not a namedLocation: {e}"))?;
-        let id = l
-            .id
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| format!("value[{i}] has no id"))?
-            .to_ascii_lowercase();
+        let id =
+            l.id.as_deref()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("value[{i}] has no id"))?
+                .to_ascii_lowercase();
         let location = Location {
             display_name: l.display_name.clone().unwrap_or_default(),
             kind: kind(&l),
@@ -76,7 +78,13 @@ fn kind(l: &entra::NamedLocation) -> LocationKind {
         });
     }
     let mut cidrs: Vec<IpNet> = Vec::new();
-    for (i, r) in l.ip_ranges.as_deref().unwrap_or_default().iter().enumerate() {
+    for (i, r) in l
+        .ip_ranges
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let text = r.cidr_address.as_deref().unwrap_or_default().trim();
         match cidr(text) {
             Some(n) if !cidrs.contains(&n) => cidrs.push(n),
@@ -131,7 +139,11 @@ pub(crate) fn locations(l: &entra::Locations, cx: &Context, f: &mut Findings) ->
                 continue;
             };
             for l in all.values() {
-                if let LocationKind::Ip { trusted: true, cidrs } = &l.kind {
+                if let LocationKind::Ip {
+                    trusted: true,
+                    cidrs,
+                } = &l.kind
+                {
                     extend(&mut out.exclude, cidrs);
                 }
             }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::entra::{self, List, unknown_keys};
 use super::{Context, Imported, Outcome};
-use crate::config::{Locations, Platform, PolicyConfig, PolicyMode, Remediation, Selector};
+use crate::config::{Platform, PolicyConfig, PolicyMode, Remediation, Selector};
 
 use super::{controls, locations};
 
@@ -61,7 +61,11 @@ impl Findings {
 
 /// Map every policy of a Graph page (or several), in order, with names made unique.
 pub fn import(items: &[Value], cx: &Context) -> Vec<Outcome> {
-    let mut out: Vec<Outcome> = items.iter().enumerate().map(|(i, v)| one(i, v, cx)).collect();
+    let mut out: Vec<Outcome> = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| one(i, v, cx))
+        .collect();
     let mut taken: Vec<String> = Vec::new();
     for o in &mut out {
         if let Outcome::Imported(p) = o {
@@ -82,15 +86,20 @@ fn one(index: usize, raw: &Value, cx: &Context) -> Outcome {
             return Outcome::Refused {
                 entra_id: raw_id,
                 display_name: raw_name,
-                reasons: vec![format!("value[{index}] is not a conditionalAccessPolicy: {e}")],
+                reasons: vec![format!(
+                    "value[{index}] is not a conditionalAccessPolicy: {e}"
+                )],
             };
         }
     };
     let mut f = Findings::default();
-    let entra_id = p.id.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| {
-        f.refuse(format!("value[{index}] has no id"));
-        String::new()
-    });
+    let entra_id =
+        p.id.clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| {
+                f.refuse(format!("value[{index}] has no id"));
+                String::new()
+            });
     let display_name = p.display_name.clone().unwrap_or_default();
     let policy = policy(&p, cx, &mut f);
     if let Some(reason) = f.skip {
@@ -109,12 +118,12 @@ fn one(index: usize, raw: &Value, cx: &Context) -> Outcome {
             reasons: f.refusals,
         };
     }
-    Outcome::Imported(Imported {
+    Outcome::Imported(Box::new(Imported {
         entra_id,
         display_name,
         policy,
         notes: f.notes,
-    })
+    }))
 }
 
 fn policy(p: &entra::Policy, cx: &Context, f: &mut Findings) -> PolicyConfig {
@@ -142,7 +151,7 @@ fn policy(p: &entra::Policy, cx: &Context, f: &mut Findings) -> PolicyConfig {
         .locations
         .as_ref()
         .map(|l| locations::locations(l, cx, f))
-        .unwrap_or_else(Locations::default);
+        .unwrap_or_default();
     let before = f.refused();
     let sign_in_frequency = controls::session(p.session_controls.as_ref(), f);
     // A session control that was refused still demands something of the caller.
@@ -170,7 +179,10 @@ fn unsupported_conditions(c: &entra::Conditions, f: &mut Findings) {
     for (key, list) in [
         ("signInRiskLevels", &c.sign_in_risk_levels),
         ("userRiskLevels", &c.user_risk_levels),
-        ("servicePrincipalRiskLevels", &c.service_principal_risk_levels),
+        (
+            "servicePrincipalRiskLevels",
+            &c.service_principal_risk_levels,
+        ),
     ] {
         if let Some(l) = list.as_ref().filter(|l| !l.is_empty()) {
             f.refuse(format!(
@@ -227,9 +239,17 @@ type Users = (Selector, Vec<String>, Vec<String>, Vec<String>);
 fn users(u: Option<&entra::Users>, f: &mut Findings) -> Users {
     let Some(u) = u else {
         f.skip("conditions.users is empty: the policy applies to no one");
-        return (Selector::Some(Vec::new()), Vec::new(), Vec::new(), Vec::new());
+        return (
+            Selector::Some(Vec::new()),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
     };
-    for (key, list) in [("includeRoles", &u.include_roles), ("excludeRoles", &u.exclude_roles)] {
+    for (key, list) in [
+        ("includeRoles", &u.include_roles),
+        ("excludeRoles", &u.exclude_roles),
+    ] {
         if !items(list).is_empty() {
             f.refuse(format!(
                 "conditions.users.{key}: directory role membership is not visible to the gateway"
@@ -237,8 +257,14 @@ fn users(u: Option<&entra::Users>, f: &mut Findings) -> Users {
         }
     }
     for (key, v) in [
-        ("includeGuestsOrExternalUsers", &u.include_guests_or_external_users),
-        ("excludeGuestsOrExternalUsers", &u.exclude_guests_or_external_users),
+        (
+            "includeGuestsOrExternalUsers",
+            &u.include_guests_or_external_users,
+        ),
+        (
+            "excludeGuestsOrExternalUsers",
+            &u.exclude_guests_or_external_users,
+        ),
     ] {
         if v.as_ref().is_some_and(entra::meaningful) {
             f.refuse(format!(
@@ -271,7 +297,11 @@ fn users(u: Option<&entra::Users>, f: &mut Findings) -> Users {
     if !all && include.is_empty() && include_groups.is_empty() && f.refused() == before {
         f.skip("conditions.users includes no user or group (None): the policy applies to no one");
     }
-    let include_users = if all { Selector::All } else { Selector::Some(include) };
+    let include_users = if all {
+        Selector::All
+    } else {
+        Selector::Some(include)
+    };
     (include_users, include_groups, exclude, exclude_groups)
 }
 
@@ -531,7 +561,10 @@ fn platforms(p: Option<&entra::Platforms>, f: &mut Findings) -> Vec<Platform> {
     if include_all && !excluded_any {
         return Vec::new();
     }
-    ALL_PLATFORMS.into_iter().filter(|x| set.contains(x)).collect()
+    ALL_PLATFORMS
+        .into_iter()
+        .filter(|x| set.contains(x))
+        .collect()
 }
 
 /// `name` from `displayName`: lower-case ASCII letters and digits, other runs as `-`.
@@ -549,7 +582,11 @@ fn base_name(display_name: &str, id: &str) -> String {
         s.pop();
     }
     if s.is_empty() {
-        let short: String = id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+        let short: String = id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
         s = format!("entra-{}", if short.is_empty() { "policy" } else { &short });
     }
     s

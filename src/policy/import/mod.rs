@@ -55,7 +55,7 @@ pub struct Imported {
 /// What became of one Entra policy.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Imported(Imported),
+    Imported(Box<Imported>),
     /// Provably reaches no request the gateway serves; leaving it out loses nothing.
     Skipped {
         entra_id: String,
