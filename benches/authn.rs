@@ -13,7 +13,7 @@ use std::time::Duration;
 use accessgate::authn::dev::{DevAlg, DevSigner, DevTokenOptions};
 use accessgate::authn::{Authenticator, Principal};
 use accessgate::config::parse_str;
-use accessgate::metrics::Metrics;
+use accessgate::ops::metrics::Metrics;
 use accessgate::respond::Rejection;
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use base64::Engine as _;

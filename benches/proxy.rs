@@ -97,7 +97,7 @@ fn ensure_state(path: &Path, filler: usize, devices: usize) -> Result<(), String
 
 fn bench() -> Result<(), String> {
     let settings = Settings::from_env()?;
-    accessgate::tls::install_provider();
+    accessgate::transport::tls::install_provider();
     let fx = fixture::Fixture::prepare()?;
     let state_small = fx.dir.join("state-small.json");
     fixture::write_state(&state_small, 1000, 1000)?;

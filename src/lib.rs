@@ -11,26 +11,23 @@
 //!                                    (any rejection -> respond)
 //! ```
 
-pub mod admin;
+pub mod authenticate;
 pub mod authn;
-pub mod authz;
+pub mod authorize;
 pub mod body;
 pub mod cli;
 pub mod config;
-pub mod conn;
-pub mod decision_log;
 pub mod forward;
 pub mod gateway;
 pub mod ids;
-pub mod metrics;
 pub mod observe;
+pub mod ops;
 pub mod policy;
 pub mod respond;
 pub mod route;
-pub mod server;
 pub mod snapshot;
 pub mod state;
-pub mod tls;
+pub mod transport;
 
 pub use gateway::{Gateway, StartOptions};
 
@@ -41,7 +38,7 @@ use http::{Request, Response};
 use tower::{Service, ServiceBuilder};
 
 use crate::body::Body;
-use crate::decision_log::DecisionLog;
+use crate::observe::decision_log::DecisionLog;
 use crate::snapshot::SharedSnapshot;
 
 /// The request pipeline, outermost first. Order matters: `route` loads the snapshot that
@@ -50,7 +47,7 @@ use crate::snapshot::SharedSnapshot;
 pub fn build_stack(
     shared: SharedSnapshot,
     state: Arc<state::StateStore>,
-    metrics: metrics::Metrics,
+    metrics: ops::metrics::Metrics,
     log: Arc<DecisionLog>,
 ) -> impl Service<
     Request<Body>,
@@ -65,18 +62,7 @@ pub fn build_stack(
     ServiceBuilder::new()
         .layer(observe::ObserveLayer::new(log)) // decision id, timing, metrics, decision log
         .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400
-        .layer(authn::AuthenticateLayer::new()) // Arc<Principal> from the bearer token, or 401/400
-        .layer(authz::AuthorizeLayer::new(state, metrics)) // policies x state: allow, or 401/403/503
+        .layer(authenticate::AuthenticateLayer::new()) // Arc<Principal> from the bearer token, or 401/400
+        .layer(authorize::AuthorizeLayer::new(state, metrics)) // policies x state: allow, or 401/403/503
         .service(forward::Forward) // pooled upstream client
 }
-pub mod check;
-pub mod demo;
-pub mod demo_scenarios;
-pub mod devcerts;
-pub mod h1_guard;
-pub mod outbound;
-pub mod reload;
-pub mod runtime;
-pub mod telemetry;
-pub mod whatif;
-pub mod whatif_cli;

@@ -151,7 +151,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::Check => check(&cli.config),
-        Command::Demo { upstream_port } => accessgate::demo::run(upstream_port),
+        Command::Demo { upstream_port } => accessgate::cli::demo::run(upstream_port),
         Command::DevCerts { out } => dev_certs(&out),
         Command::DevToken(args) => dev_token(&args),
         Command::DevEcho { listen } => dev_echo(listen),
@@ -163,7 +163,7 @@ fn main() -> ExitCode {
             at,
             state,
             json,
-        } => accessgate::whatif_cli::eval(
+        } => accessgate::cli::eval::eval(
             &cli.config,
             &resource,
             token.as_deref(),
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
             json,
         ),
         Command::TestPolicies { cases, state } => {
-            accessgate::whatif_cli::test_policies(&cli.config, &cases, state.as_deref())
+            accessgate::cli::eval::test_policies(&cli.config, &cases, state.as_deref())
         }
         Command::Healthcheck { address } => healthcheck(&cli.config, address),
         Command::ImportPolicies(args) => accessgate::cli::import_policies::run(&cli.config, &args),
@@ -193,7 +193,7 @@ fn dev_echo(listen: std::net::SocketAddr) -> ExitCode {
         }
     };
     rt.block_on(async {
-        match accessgate::demo::echo_server(listen).await {
+        match accessgate::cli::demo::echo_server(listen).await {
             Ok(addr) => {
                 println!("echo upstream on http://{addr}");
                 let _ = tokio::signal::ctrl_c().await;
@@ -288,8 +288,8 @@ fn run(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    accessgate::telemetry::init(&config.log.level);
-    let rt = match accessgate::runtime::build(config.runtime.worker_threads) {
+    accessgate::ops::telemetry::init(&config.log.level);
+    let rt = match accessgate::cli::runtime::build(config.runtime.worker_threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -305,7 +305,7 @@ fn run(path: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        accessgate::reload::serve_until_stopped(&gw, path).await;
+        accessgate::gateway::reload::serve_until_stopped(&gw, path).await;
         gw.shutdown().await;
         ExitCode::SUCCESS
     })
@@ -316,7 +316,7 @@ fn check(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match accessgate::check::run(&config) {
+    match accessgate::cli::check::run(&config) {
         Ok(summary) => {
             println!("{summary}");
             println!("OK: {} is valid", path.display());
@@ -332,7 +332,7 @@ fn check(path: &Path) -> ExitCode {
 }
 
 fn dev_certs(out: &Path) -> ExitCode {
-    match accessgate::devcerts::generate_all(out) {
+    match accessgate::cli::devcerts::generate_all(out) {
         Ok(files) => {
             for f in files {
                 println!("wrote {}", f.display());
@@ -364,7 +364,7 @@ fn healthcheck(path: &Path, address: Option<String>) -> ExitCode {
             Err(code) => return code,
         },
     };
-    match accessgate::admin::probe_ready(&addr, std::time::Duration::from_secs(3)) {
+    match accessgate::ops::admin::probe_ready(&addr, std::time::Duration::from_secs(3)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("not ready: {e}");

@@ -66,7 +66,7 @@ impl TlsClients {
     pub fn new(ca: &Path) -> Result<Self, String> {
         use rustls::crypto::aws_lc_rs as p;
         let mut roots = rustls::RootCertStore::empty();
-        for c in accessgate::tls::load_certs(ca).map_err(|e| e.to_string())? {
+        for c in accessgate::transport::tls::load_certs(ca).map_err(|e| e.to_string())? {
             roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
         }
         let mut provider = p::default_provider();

@@ -58,7 +58,7 @@ impl Fixture {
         let dir = bench_dir();
         let certs = dir.join("certs");
         std::fs::create_dir_all(&certs).map_err(|e| format!("{}: {e}", certs.display()))?;
-        accessgate::devcerts::generate_all(&certs)?;
+        accessgate::cli::devcerts::generate_all(&certs)?;
         let signer = DevSigner::load(&certs).map_err(|e| e.to_string())?;
         Ok(Self { dir, certs, signer })
     }

@@ -39,7 +39,7 @@ pub fn gateway(config_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match accessgate::runtime::build(config.runtime.worker_threads) {
+    let rt = match accessgate::cli::runtime::build(config.runtime.worker_threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("serve-gateway: cannot start the runtime: {e}");
@@ -81,7 +81,7 @@ pub fn upstream() -> ExitCode {
     };
     rt.block_on(async {
         let bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        let addr = match accessgate::demo::echo_server(bind).await {
+        let addr = match accessgate::cli::demo::echo_server(bind).await {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("serve-upstream: bind: {e}");

@@ -6,7 +6,7 @@
 
 use prometheus::IntCounter;
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::respond::Rejection;
 
 /// The `reason` label of `accessgate_token_rejections_total`. Closed set: `as_str` values

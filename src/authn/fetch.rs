@@ -16,7 +16,7 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
 use serde::Deserialize;
 
-use crate::outbound::error_chain;
+use crate::ops::outbound::error_chain;
 
 /// A whole fetch (connect, TLS, response, body) must finish within this.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,12 +25,12 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 /// The client used for one issuer's fetches.
-pub type HttpClient = crate::outbound::HttpsClient;
+pub type HttpClient = crate::ops::outbound::HttpsClient;
 
 /// Build a client trusting the platform's roots plus `extra_ca` (PEM). Reads certificate
 /// files: call it off the request path (the key store builds it on `spawn_blocking`).
 pub fn build_client(extra_ca: Option<&Path>) -> Result<HttpClient, String> {
-    crate::outbound::https_client(extra_ca, "jwks_ca", FETCH_TIMEOUT)
+    crate::ops::outbound::https_client(extra_ca, "jwks_ca", FETCH_TIMEOUT)
 }
 
 /// Parse and vet a URL we are about to fetch: `https://`, or `http://` to loopback only;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{ChallengeStyle, ClaimNames, KeySource};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 fn cfg(issuer: &str, tenants: &[&str]) -> IssuerConfig {
     IssuerConfig {

@@ -15,7 +15,6 @@
 
 pub mod dev;
 pub mod error;
-pub mod layer;
 pub mod principal;
 
 mod bearer;
@@ -37,7 +36,6 @@ use tokio::task::AbortHandle;
 
 pub use bearer::MAX_TOKEN_BYTES;
 pub use error::{RefusalReason, TokenRefusal};
-pub use layer::{Authenticate, AuthenticateLayer};
 pub use principal::Principal;
 
 use cache::{CacheEntry, TokenCache, TokenDigest};
@@ -47,7 +45,7 @@ use keys::{Key, Lookup, MAX_KID_LEN};
 use store::{KeyStore, Refetch};
 
 use crate::config::{ClaimNames, Config, IssuerConfig, KeySource};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::respond::Rejection;
 
 const AUDIENCE: TokenRefusal = TokenRefusal::new(RefusalReason::Audience, "audience not accepted");

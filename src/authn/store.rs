@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use super::fetch::{self, HttpClient};
 use super::keys::{Key, KeySet, ParsedJwks, parse_jwks};
 use crate::config::{IssuerConfig, KeySource};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// Fingerprints of keys that left the set in one publish.
 pub type Removed = Vec<[u8; 32]>;

@@ -36,7 +36,7 @@ pub async fn fetch(
     retry: RetryPolicy,
     interval: Duration,
 ) -> Result<Fetched, String> {
-    let client = crate::outbound::https_body_client(None, "graph", Duration::from_secs(5))?;
+    let client = crate::ops::outbound::https_body_client(None, "graph", Duration::from_secs(5))?;
     let token = TokenProvider::new(cfg, client.clone()).map_err(|e| e.to_string())?;
     let pager = Pager::new(client, Arc::new(token), &cfg.graph_url, retry, None)
         .map_err(|e| e.to_string())?;

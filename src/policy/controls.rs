@@ -253,3 +253,7 @@ pub(crate) fn mfa(principal: &Principal, policy: &CompiledPolicy) -> Result<&'st
 
 /// The label a control reports when state was unavailable and `fail_open` skipped it.
 pub(crate) const SKIPPED_FAIL_OPEN: &str = "state_unavailable_fail_open";
+
+#[cfg(test)]
+#[path = "controls_tests.rs"]
+mod tests;

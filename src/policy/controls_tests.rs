@@ -11,7 +11,7 @@ use crate::policy::{
 };
 use crate::respond::{Denial, Rejection};
 
-use super::test_support::*;
+use crate::policy::test_support::*;
 
 #[test]
 fn mfa_and_auth_context() {

@@ -504,3 +504,7 @@ fn sign_in_frequency(freq: i64, cx: &Cx<'_>) -> Option<Failure> {
         reason: "sign_in_frequency",
     })
 }
+
+#[cfg(test)]
+#[path = "eval_tests.rs"]
+mod tests;

@@ -5,7 +5,7 @@ use crate::config::{
 };
 use crate::policy::{Action, Decision, EvalInput, GraphResult, PolicySet, PolicyState, evaluate};
 
-use super::test_support::*;
+use crate::policy::test_support::*;
 
 #[test]
 fn all_users_and_satisfied_grant_allow() {

@@ -36,8 +36,4 @@ pub use state_load::{RawAppPolicy, RawDevice, RawRegistration, RawUser, StateBui
 pub use values::Version;
 
 #[cfg(test)]
-mod controls_tests;
-#[cfg(test)]
-mod eval_tests;
-#[cfg(test)]
 mod test_support;

@@ -531,5 +531,5 @@ impl<'de, R: Record<'de>> Visitor<'de> for List<'_, R> {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
+#[path = "state_load_tests.rs"]
 mod tests;

@@ -10,7 +10,7 @@ use http::header::{ACCEPT, ETAG, IF_NONE_MATCH, USER_AGENT};
 use http::{HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
 
-use crate::outbound::error_chain;
+use crate::ops::outbound::error_chain;
 
 /// Largest state document accepted (file or HTTP body). A million devices and a million
 /// app registrations are about 500 MiB of JSON; this leaves room and still bounds memory.
@@ -23,7 +23,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// The whole body must arrive within this (large states over slow links).
 const BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
-type StateClient = crate::outbound::HttpsClient;
+type StateClient = crate::ops::outbound::HttpsClient;
 
 /// A version marker of what was last loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,5 +204,5 @@ impl Source {
 }
 
 fn client(extra_ca: Option<&Path>) -> Result<StateClient, String> {
-    crate::outbound::https_client(extra_ca, "state ca", CONNECT_TIMEOUT)
+    crate::ops::outbound::https_client(extra_ca, "state ca", CONNECT_TIMEOUT)
 }

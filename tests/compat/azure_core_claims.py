@@ -9,7 +9,7 @@ asks the credential again with `claims=...`, which records them and returns FRES
 retried request must get the gateway's 200. Exactly one challenge is allowed.
 
 On success prints the decoded claims (compact JSON) on stdout and exits 0; on any failure
-prints why on stderr and exits 1. Run by tests/client_compat.rs.
+prints why on stderr and exits 1. Run by tests/e2e/client_compat.rs.
 """
 
 import json

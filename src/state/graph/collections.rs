@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::map::{self, AppPlatform, AppTable, GraphUserRec, MapStats};
 use super::pager::{Collection, Counter, End, Limiter, Pager};
 use super::{GraphError, wire};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::policy::{RawAppPolicy, RawDevice, RawRegistration};
 
 pub const USERS_SELECT: &str = "id,accountEnabled,assignedPlans,signInSessionsValidFromDateTime";

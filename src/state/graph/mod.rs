@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::GraphConfig;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::policy::{PolicyState, RawAppPolicy, RawDevice, RawRegistration, RawUser, StateBuilder};
 
 mod cache;
@@ -78,7 +78,7 @@ pub fn cached_snapshot_path(dir: &Path) -> PathBuf {
 
 /// For `accessgate check`: the credential files can be read and used.
 pub fn check_credential(cfg: &GraphConfig) -> Result<(), String> {
-    let client = crate::outbound::https_body_client(None, "graph", Duration::from_secs(5))?;
+    let client = crate::ops::outbound::https_body_client(None, "graph", Duration::from_secs(5))?;
     TokenProvider::new(cfg, client)
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -172,7 +172,7 @@ impl GraphSource {
         metrics: Option<Metrics>,
         retry: RetryPolicy,
     ) -> Result<Self, GraphError> {
-        let client = crate::outbound::https_body_client(None, "graph", Duration::from_secs(5))
+        let client = crate::ops::outbound::https_body_client(None, "graph", Duration::from_secs(5))
             .map_err(GraphError::Request)?;
         let mut token = TokenProvider::new(cfg, client.clone())?;
         if let Some(m) = &metrics {
@@ -421,3 +421,10 @@ fn apply_ledger(ledger: &mut Ledger, m: &mut Mapped, now: i64) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+pub(crate) mod test_server;
+
+#[cfg(test)]
+#[path = "mod_tests.rs"]
+mod tests;

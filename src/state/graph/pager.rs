@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 
 use super::GraphError;
 use super::token::TokenProvider;
-use crate::metrics::Metrics;
-use crate::outbound::{HttpsBodyClient, error_chain};
+use crate::ops::metrics::Metrics;
+use crate::ops::outbound::{HttpsBodyClient, error_chain};
 
 /// One page's body at most (1000 devices with `$select` are well under 1 MiB; policies
 /// with expanded apps and assignments are larger, still far below this).
@@ -441,4 +441,4 @@ impl Pager {
 
 #[cfg(test)]
 #[path = "pager_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -24,8 +24,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::GraphError;
 use crate::config::{GraphConfig, GraphCredential};
-use crate::metrics::Metrics;
-use crate::outbound::{HttpsBodyClient, error_chain};
+use crate::ops::metrics::Metrics;
+use crate::ops::outbound::{HttpsBodyClient, error_chain};
 
 /// Token responses are small; anything larger is not Entra.
 const MAX_TOKEN_BODY: usize = 64 * 1024;
@@ -360,4 +360,4 @@ impl TokenProvider {
 
 #[cfg(test)]
 #[path = "token_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -1,0 +1,12 @@
+//! `accept -> tls -> http`: everything before the request pipeline sees a request.
+//!
+//! - [`server`]: the client-facing listener (accept, connection limits, handshake and header
+//!   timeouts, graceful shutdown) and the hyper h1/h2 builder.
+//! - [`tls`]: rustls server configuration and the process's crypto provider.
+//! - [`h1_guard`]: the HTTP/1.1 request-smuggling guard in front of hyper's parser.
+//! - [`conn`]: the per-connection facts (`ConnInfo`, `ClientIp`) every request carries.
+
+pub mod conn;
+pub mod h1_guard;
+pub mod server;
+pub mod tls;

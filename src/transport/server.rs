@@ -1,0 +1,589 @@
+//! `accept -> tls -> http`: the client-facing listener.
+//!
+//! Accepts are bounded by `max_connections` (a semaphore: excess connections wait in the
+//! kernel backlog rather than being accepted and starved). Each connection does its TLS
+//! handshake under `handshake_timeout`, then is served by hyper-util's auto builder
+//! (HTTP/1.1 and HTTP/2 on one port, upgrades allowed). A per-connection watchdog enforces
+//! `header_read_timeout` (an HTTP/1.1 head that started must complete in time) and
+//! `idle_timeout` (no request in flight and no bytes moving), so that a keep-alive
+//! connection waiting for its next request is governed by the idle timeout, not the header
+//! timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tower::{Service, ServiceExt};
+
+use crate::body::Body;
+use crate::config::ListenConfig;
+use crate::ops::metrics::Metrics;
+use crate::transport::conn::ConnInfo;
+use crate::transport::h1_guard::H1Guard;
+
+/// Connection limits and timeouts, fixed for the listener's life (a reload that changes
+/// them is refused with a message that it needs a restart; see `crate::gateway`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub h2_max_concurrent_streams: u32,
+}
+
+impl From<&ListenConfig> for ServerSettings {
+    fn from(l: &ListenConfig) -> Self {
+        Self {
+            handshake_timeout: l.handshake_timeout,
+            header_read_timeout: l.header_read_timeout,
+            idle_timeout: l.idle_timeout,
+            max_connections: l.max_connections,
+            max_header_bytes: l.max_header_bytes,
+            h2_max_concurrent_streams: l.h2_max_concurrent_streams,
+        }
+    }
+}
+
+/// hyper's h1 read buffer cannot be smaller than this (it asserts).
+const HYPER_MIN_BUF: usize = 8192;
+
+/// Build the hyper-util auto (h1 + h2) connection builder.
+pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        // hyper arms this timer whenever it waits for a request head, including on an idle
+        // keep-alive connection; the watchdog below enforces the real header timeout, so
+        // hyper's is only a backstop at the larger of the two.
+        .header_read_timeout(s.header_read_timeout.max(s.idle_timeout))
+        // A request head larger than the read buffer gets 431 from hyper.
+        .max_buf_size(s.max_header_bytes.max(HYPER_MIN_BUF))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(s.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX))
+        // Windows sized for streaming large bodies without stalling on WINDOW_UPDATEs.
+        .initial_stream_window_size(1024 * 1024)
+        .initial_connection_window_size(4 * 1024 * 1024)
+        .max_pending_accept_reset_streams(Some(64))
+        .keep_alive_interval(Some(s.idle_timeout / 2))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+/// Per-connection state shared by the IO wrapper, the service and the watchdog.
+#[derive(Debug, Default)]
+struct ConnActivity {
+    /// Requests dispatched so far (the watchdog's idle clock resets when it moves).
+    dispatched: AtomicU64,
+    /// Requests whose response body has not finished (or been dropped) yet.
+    in_flight: AtomicU32,
+    /// An HTTP/1.1 request head has started and not ended (from the h1 guard).
+    head_pending: AtomicBool,
+    /// An HTTP/1.1 request head carried both Content-Length and Transfer-Encoding.
+    smuggling: AtomicBool,
+    /// An HTTP/1.1 request head exceeded `max_header_bytes`.
+    head_too_large: AtomicBool,
+    /// An HTTP/1.1 request used a transfer coding other than plain `chunked`.
+    unsupported_coding: AtomicBool,
+    /// The h1 guard stopped following the stream (upgrade, or input it cannot follow):
+    /// the connection closes after the current response, so nothing unchecked follows.
+    guard_stopped: AtomicBool,
+}
+
+/// IO wrapper that, on HTTP/1.1 connections, follows the request stream with the
+/// [`H1Guard`] and publishes what it sees for the service and the watchdog.
+struct Tracked<T> {
+    inner: T,
+    activity: Arc<ConnActivity>,
+    guard: Option<H1Guard>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let this = &mut *self;
+        if let Some(g) = this.guard.as_mut()
+            && buf.filled().len() > before
+        {
+            g.feed(&buf.filled()[before..]);
+            let a = &this.activity;
+            a.head_pending.store(g.in_head(), Ordering::Relaxed);
+            if g.conflict() {
+                a.smuggling.store(true, Ordering::Relaxed);
+            }
+            if g.too_large() {
+                a.head_too_large.store(true, Ordering::Relaxed);
+            }
+            if g.unsupported_coding() {
+                a.unsupported_coding.store(true, Ordering::Relaxed);
+            }
+            if g.stopped() {
+                // A head the guard gave up on mid-way is still unfinished: keep the header
+                // timer running until hyper dispatches (or refuses) it.
+                a.head_pending.store(g.stopped_in_head(), Ordering::Relaxed);
+                a.guard_stopped.store(true, Ordering::Relaxed);
+                this.guard = None;
+            }
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Why the watchdog ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// An HTTP/1.1 request head did not complete within `header_read_timeout`: drop.
+    HeaderTimeout,
+    /// No request in flight and none started for `idle_timeout`: close politely.
+    Idle,
+}
+
+/// Idleness is judged by requests, not bytes: HTTP/2 PINGs (ours or the client's) keep
+/// the socket busy without the connection doing any work.
+async fn watchdog(activity: Arc<ConnActivity>, header: Duration, idle: Duration) -> Expired {
+    // Check at a quarter of the shorter timeout (at most once a second): the timeouts are
+    // enforced to within that granularity, at the cost of one timer per connection.
+    let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut last_dispatched = activity.dispatched.load(Ordering::Relaxed);
+    let mut idle_for = Duration::ZERO;
+    let mut head_for = Duration::ZERO;
+    loop {
+        tokio::time::sleep(tick).await;
+        let dispatched = activity.dispatched.load(Ordering::Relaxed);
+        let in_flight = activity.in_flight.load(Ordering::Relaxed);
+        let head_pending = activity.head_pending.load(Ordering::Relaxed);
+        if dispatched != last_dispatched || in_flight > 0 || head_pending {
+            idle_for = Duration::ZERO;
+        } else {
+            idle_for += tick;
+        }
+        last_dispatched = dispatched;
+        // A head that started while nothing was in flight must complete in time. (A
+        // pipelined head read while a slow response is pending is our delay, not the
+        // client's.)
+        if head_pending && in_flight == 0 {
+            head_for += tick;
+            if head_for >= header {
+                return Expired::HeaderTimeout;
+            }
+        } else {
+            head_for = Duration::ZERO;
+        }
+        if idle_for >= idle {
+            return Expired::Idle;
+        }
+    }
+}
+
+/// Counts a request in flight from dispatch until its response body is finished or
+/// dropped (so a long download is not "idle").
+struct InFlightGuard(Arc<ConnActivity>);
+
+impl InFlightGuard {
+    fn new(activity: &Arc<ConnActivity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.dispatched.fetch_add(1, Ordering::Relaxed);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The response body as hyper sees it: the pipeline's body plus the in-flight guard.
+pub struct ConnBody {
+    inner: Body,
+    _guard: Option<InFlightGuard>,
+}
+
+impl http_body::Body for ConnBody {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What an upgraded tunnel holds so it still counts as an open connection (permit and
+/// gauge) and is closed when the grace period ends. Inserted into upgrade requests only.
+#[derive(Clone)]
+pub struct TunnelGuard {
+    _slot: Arc<ConnSlot>,
+    /// Turns true when remaining connections must close.
+    pub kill: watch::Receiver<bool>,
+}
+
+/// One accepted connection's share of `max_connections` and of the open-connections
+/// gauge; released when the last holder (connection task or upgraded tunnel) drops it.
+struct ConnSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    gauge: prometheus::IntGauge,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// hyper's per-connection service: maps the body, tags the request with [`ConnInfo`],
+/// applies the h1 guard's verdicts, tracks in-flight requests, and runs the tower stack.
+struct ConnService<S> {
+    stack: S,
+    info: ConnInfo,
+    activity: Arc<ConnActivity>,
+    slot: Arc<ConnSlot>,
+    kill: watch::Receiver<bool>,
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for ConnService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + Unpin + 'static,
+{
+    type Response = Response<ConnBody>;
+    type Error = Infallible;
+    type Future = ConnFuture<tower::util::Oneshot<S, Request<Body>>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let guard = InFlightGuard::new(&self.activity);
+        // A head was dispatched: whatever the guard saw, it is complete now.
+        self.activity.head_pending.store(false, Ordering::Relaxed);
+        let refusal = if self.activity.smuggling.load(Ordering::Relaxed) {
+            Some(crate::respond::Rejection::BadRequest(
+                "Content-Length and Transfer-Encoding together are refused",
+            ))
+        } else if self.activity.head_too_large.load(Ordering::Relaxed) {
+            Some(crate::respond::Rejection::HeaderTooLarge)
+        } else if self.activity.unsupported_coding.load(Ordering::Relaxed) {
+            Some(crate::respond::Rejection::UnsupportedTransferCoding)
+        } else {
+            None
+        };
+        if let Some(rejection) = refusal {
+            let mut resp = crate::respond::reject(&rejection, crate::ids::DecisionId::next());
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return ConnFuture::Refused(Some(resp.map(|inner| ConnBody {
+                inner,
+                _guard: Some(guard),
+            })));
+        }
+        let mut req = req.map(Body::Incoming);
+        let upgrade = req.method() == http::Method::CONNECT
+            || req.headers().contains_key(http::header::UPGRADE);
+        if upgrade {
+            req.extensions_mut().insert(TunnelGuard {
+                _slot: self.slot.clone(),
+                kill: self.kill.clone(),
+            });
+        }
+        req.extensions_mut().insert(self.info);
+        ConnFuture::Serve {
+            fut: self.stack.clone().oneshot(req),
+            guard: Some(guard),
+            upgrade,
+        }
+    }
+}
+
+/// A request's future: served by the stack, or refused before it.
+enum ConnFuture<F> {
+    Serve {
+        fut: F,
+        guard: Option<InFlightGuard>,
+        upgrade: bool,
+    },
+    Refused(Option<Response<ConnBody>>),
+}
+
+impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for ConnFuture<F> {
+    type Output = Result<Response<ConnBody>, Infallible>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            ConnFuture::Serve {
+                fut,
+                guard,
+                upgrade,
+            } => {
+                let Ok(mut resp) = std::task::ready!(Pin::new(fut).poll(cx));
+                let stopped = guard
+                    .as_ref()
+                    .is_some_and(|g| g.0.guard_stopped.load(Ordering::Relaxed));
+                if (*upgrade || stopped) && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                    // The h1 guard stopped following the stream (at an upgrade request that
+                    // was then declined, or at input it could not follow): end the
+                    // connection, so nothing it could not check reaches the upstream.
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                let guard = guard.take();
+                Poll::Ready(Ok(resp.map(|inner| ConnBody {
+                    inner,
+                    _guard: guard,
+                })))
+            }
+            ConnFuture::Refused(r) => match r.take() {
+                Some(resp) => Poll::Ready(Ok(resp)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// Signals for the accept loop and its connections.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    /// true = stop accepting and close connections gracefully.
+    pub drain: watch::Receiver<bool>,
+    /// true = drop whatever is still open (the grace period is over).
+    pub kill: watch::Receiver<bool>,
+}
+
+/// Accept until told to drain; serve each connection in its own task.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<S>(
+    listener: TcpListener,
+    tls: Arc<ArcSwap<ServerConfig>>,
+    settings: ServerSettings,
+    stack: S,
+    metrics: Metrics,
+    permits: Arc<Semaphore>,
+    mut shutdown: Shutdown,
+) where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + Unpin
+        + 'static,
+    S::Future: Send + Unpin + 'static,
+{
+    let builder = Arc::new(http_builder(&settings));
+    let settings = Arc::new(settings);
+    loop {
+        if *shutdown.drain.borrow() {
+            break;
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.drain.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.drain.changed() => break,
+        };
+        metrics.connections_total.inc();
+        let gauge = metrics.open_connections.clone();
+        gauge.inc();
+        let slot = Arc::new(ConnSlot {
+            _permit: permit,
+            gauge,
+        });
+        let tls = tls.load_full();
+        let builder = builder.clone();
+        let settings = settings.clone();
+        let stack = stack.clone();
+        let shutdown = shutdown.clone();
+        let hs_failures = metrics.tls_handshake_failures_total.clone();
+        tokio::spawn(async move {
+            serve_connection(
+                stream,
+                peer,
+                tls,
+                &builder,
+                &settings,
+                stack,
+                shutdown,
+                hs_failures,
+                slot,
+            )
+            .await;
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_connection<S>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Arc<ServerConfig>,
+    builder: &auto::Builder<TokioExecutor>,
+    settings: &ServerSettings,
+    stack: S,
+    mut shutdown: Shutdown,
+    hs_failures: prometheus::IntCounter,
+    slot: Arc<ConnSlot>,
+) where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + Unpin + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let acceptor = TlsAcceptor::from(tls);
+    let tls_stream = tokio::select! {
+        r = tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream)) => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                hs_failures.inc();
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                hs_failures.inc();
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        _ = shutdown.kill.changed() => return,
+    };
+    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let activity = Arc::new(ConnActivity::default());
+    let io = TokioIo::new(Tracked {
+        inner: tls_stream,
+        activity: activity.clone(),
+        guard: (!h2).then(|| H1Guard::new(settings.max_header_bytes)),
+    });
+    let svc = ConnService {
+        stack,
+        // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d; every address
+        // comparison (trusted proxies, locations) is made on the IPv4 form.
+        info: ConnInfo {
+            peer: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+            tls: true,
+        },
+        activity: activity.clone(),
+        slot,
+        kill: shutdown.kill.clone(),
+    };
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    let dog = watchdog(
+        activity,
+        settings.header_read_timeout,
+        settings.idle_timeout,
+    );
+    tokio::pin!(dog);
+    let mut closing = false;
+    if *shutdown.drain.borrow() {
+        conn.as_mut().graceful_shutdown();
+        closing = true;
+    }
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                }
+                return;
+            }
+            why = &mut dog, if !closing => match why {
+                Expired::HeaderTimeout => {
+                    tracing::debug!(%peer, "request head not received in time; closing");
+                    return;
+                }
+                Expired::Idle => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            },
+            _ = shutdown.drain.changed(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = shutdown.kill.changed() => return,
+        }
+    }
+}
