@@ -28,8 +28,8 @@ use crate::body::Body;
 use crate::config::AuthMode;
 use crate::ids::DecisionId;
 use crate::ops::metrics::Metrics;
-use crate::policy::{EvalInput, Evaluation, GraphResult, PolicySet, evaluate};
-use crate::respond::{Denial, Rejection, push_json_str, reject};
+use crate::policy::{Action, Decision, EvalInput, Evaluation, GraphResult, PolicySet, evaluate};
+use crate::respond::{Denial, Rejection, StepUp, push_json_str, reject};
 use crate::route::RouteMatch;
 use crate::state::StateStore;
 use crate::transport::conn::{ClientIp, ConnInfo};
@@ -80,6 +80,49 @@ pub fn write_policy_results(extensions: &http::Extensions, out: &mut String) {
     if o.evaluation.fail_open {
         out.push_str(",\"state_fail_open\":true");
     }
+}
+
+/// The response for a denial (`None` when allowed): how the policy engine's decision
+/// becomes a [`Rejection`]. Here and not in `policy` so the engine stays free of HTTP
+/// types; What If calls it too, so the tool shows exactly what the gateway would send.
+pub fn rejection(
+    evaluation: &Evaluation,
+    set: &PolicySet,
+    principal: &Principal,
+) -> Option<Rejection> {
+    let Decision::Deny { failure, policy } = &evaluation.decision else {
+        return None;
+    };
+    let issuer = set.issuer(principal.issuer_index);
+    let denial = match &failure.action {
+        Action::Block => Denial::Block,
+        Action::Remediate {
+            deadline,
+            retry_after,
+        } => Denial::Remediate {
+            deadline: *deadline,
+            retry_after: *retry_after,
+        },
+        Action::Reauthenticate { nbf } => Denial::Reauthenticate {
+            nbf: *nbf,
+            cae_capable: principal.cae_capable,
+            authorization_uri: issuer.authorization_uri,
+        },
+        Action::StepUp {
+            auth_context,
+            max_age,
+        } => Denial::StepUp(StepUp {
+            auth_context: auth_context.as_deref().map(str::to_owned),
+            style: issuer.style,
+            authorization_uri: issuer.authorization_uri,
+            max_age: *max_age,
+        }),
+    };
+    Some(Rejection::Denied {
+        denial,
+        reason: failure.reason,
+        policy: policy.and_then(|i| set.policy(i)).map(|p| p.name.clone()),
+    })
 }
 
 /// Counter handles for one policy set: `[policy][GraphResult]`, resolved once so a request
@@ -318,7 +361,7 @@ where
             },
         );
         shared.count(policies, &evaluation);
-        let rejection = evaluation.rejection(policies, principal);
+        let rejection = rejection(&evaluation, policies, principal);
         let outcome = Arc::new(AuthzOutcome {
             policies: Arc::clone(policies),
             evaluation,

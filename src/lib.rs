@@ -7,7 +7,7 @@
 //! The request path, each step a tower layer testable alone:
 //!
 //! ```text
-//! accept -> tls -> http -> route -> authenticate -> authorize -> forward
+//! accept -> tls -> http -> [observe: early refusal -> route -> authenticate -> authorize -> forward]
 //!                                    (any rejection -> respond)
 //! ```
 
@@ -61,6 +61,7 @@ pub fn build_stack(
 + 'static {
     ServiceBuilder::new()
         .layer(observe::ObserveLayer::new(log)) // decision id, timing, metrics, decision log
+        .layer(transport::early::EarlyRefusalLayer) // the h1 guard's 400/431/501, observed
         .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400
         .layer(authenticate::AuthenticateLayer::new()) // Arc<Principal> from the bearer token, or 401/400
         .layer(authorize::AuthorizeLayer::new(state, metrics)) // policies x state: allow, or 401/403/503

@@ -163,16 +163,16 @@ fn main() -> ExitCode {
             at,
             state,
             json,
-        } => accessgate::cli::eval::eval(
-            &cli.config,
-            &resource,
-            token.as_deref(),
-            claims.as_deref(),
+        } => accessgate::cli::eval::eval(&accessgate::cli::eval::EvalArgs {
+            config_path: &cli.config,
+            resource: &resource,
+            token: token.as_deref(),
+            claims: claims.as_deref(),
             ip,
-            at.as_deref(),
-            state.as_deref(),
+            at: at.as_deref(),
+            state: state.as_deref(),
             json,
-        ),
+        }),
         Command::TestPolicies { cases, state } => {
             accessgate::cli::eval::test_policies(&cli.config, &cases, state.as_deref())
         }

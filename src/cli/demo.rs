@@ -16,8 +16,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::authn::dev::{DevAlg, DevSigner, DevTokenOptions};
+use crate::authn::dev::DevSigner;
 use crate::body::Body;
+use crate::cli::demo_scenarios;
+pub use crate::cli::demo_scenarios::{Scenario, demo_token};
 use crate::config::{DEMO_CONFIG, Upstream};
 use crate::respond::push_json_str;
 use crate::{Gateway, StartOptions};
@@ -121,7 +123,7 @@ async fn run_in(dir: &Path, upstream_port: u16) -> ExitCode {
 }
 
 /// Write the embedded files (and the demo config, so SIGHUP reload works) under `dir`.
-fn materialize(dir: &Path) -> Result<(), String> {
+pub fn materialize(dir: &Path) -> Result<(), String> {
     let write = |rel: &str, text: &str| -> Result<(), String> {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
@@ -136,17 +138,9 @@ fn materialize(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// One demo request: who calls, and what the gateway should answer.
-pub struct Scenario {
-    pub title: &'static str,
-    pub expect: &'static str,
-    pub path: &'static str,
-    pub token: Option<DevTokenOptions>,
-}
-
 /// The demo's scenarios, matching `config/demo.toml` and `config/demo-state.json`.
 pub fn scenarios() -> Vec<Scenario> {
-    crate::cli::demo_scenarios::all()
+    demo_scenarios::all()
 }
 
 fn print_banner(gw: &Gateway, dir: &Path, upstream: SocketAddr, signer: &DevSigner) {
@@ -236,12 +230,4 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         http::HeaderValue::from_static("application/json"),
     );
     Ok(resp)
-}
-
-/// Options for a demo token as `alg` (ES256 keeps the pasted commands short).
-pub fn demo_token(alg: DevAlg) -> DevTokenOptions {
-    DevTokenOptions {
-        alg,
-        ..DevTokenOptions::default()
-    }
 }

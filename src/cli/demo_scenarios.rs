@@ -1,9 +1,8 @@
 //! The demo's requests. Who is who is documented in `config/demo.toml`; the expected
 //! outcomes are also checked offline by `config/policy-tests.toml` and end to end by
-//! `tests/demo.rs`.
+//! `tests/e2e/demo.rs`.
 
 use crate::authn::dev::{DevAlg, DevTokenOptions};
-use crate::cli::demo::{Scenario, demo_token};
 
 /// The demo client app (shaped like the Azure mobile app's id).
 pub const DEMO_APP: &str = "0c1307d4-29d6-4389-a11c-5cbe7f65d7fa";
@@ -102,4 +101,20 @@ pub fn all() -> Vec<Scenario> {
             token: Some(bea),
         },
     ]
+}
+
+/// One demo request: who calls, and what the gateway should answer.
+pub struct Scenario {
+    pub title: &'static str,
+    pub expect: &'static str,
+    pub path: &'static str,
+    pub token: Option<DevTokenOptions>,
+}
+
+/// Options for a demo token as `alg` (ES256 keeps the pasted commands short).
+pub fn demo_token(alg: DevAlg) -> DevTokenOptions {
+    DevTokenOptions {
+        alg,
+        ..DevTokenOptions::default()
+    }
 }

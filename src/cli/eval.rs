@@ -60,18 +60,36 @@ fn parse_at(at: Option<&str>) -> Result<i64, String> {
     }
 }
 
+/// What `accessgate eval` was asked, as given on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalArgs<'a> {
+    pub config_path: &'a Path,
+    /// The route `resource` the request is for.
+    pub resource: &'a str,
+    /// A token whose claims to evaluate (decoded, not verified), or...
+    pub token: Option<&'a str>,
+    /// ...a JSON file holding the claims.
+    pub claims: Option<&'a Path>,
+    pub ip: IpAddr,
+    /// Evaluation time (RFC 3339), default now.
+    pub at: Option<&'a str>,
+    /// Policy state file, default the config's `[state]` file.
+    pub state: Option<&'a Path>,
+    pub json: bool,
+}
+
 /// `accessgate eval`.
-#[allow(clippy::too_many_arguments)]
-pub fn eval(
-    config_path: &Path,
-    resource: &str,
-    token: Option<&str>,
-    claims: Option<&Path>,
-    ip: IpAddr,
-    at: Option<&str>,
-    state: Option<&Path>,
-    json: bool,
-) -> ExitCode {
+pub fn eval(args: &EvalArgs<'_>) -> ExitCode {
+    let EvalArgs {
+        config_path,
+        resource,
+        token,
+        claims,
+        ip,
+        at,
+        state,
+        json,
+    } = *args;
     let config = match crate::config::load(config_path) {
         Ok(c) => c,
         Err(e) => return fail(e),

@@ -19,7 +19,7 @@ use crate::policy::values::parse_rfc3339;
 use crate::policy::{
     EvalInput, Evaluation, GraphResult, PolicyDetail, PolicySet, PolicyState, evaluate_detailed,
 };
-use crate::respond::{Rejection, reject, rfc3339};
+use crate::respond::{Outcome, Rejection, reject, rfc3339};
 
 /// One policy's line in a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,7 @@ fn build_report(
     input: &EvalInput<'_>,
 ) -> Report {
     let p = input.principal;
-    let rejection = ev.rejection(set, p);
+    let rejection = crate::authorize::rejection(ev, set, p);
     let (status, www, retry) = match &rejection {
         None => (200, None, None),
         Some(r) => {
@@ -158,7 +158,10 @@ fn build_report(
         device: p.device.clone(),
         ip: input.client_ip,
         at: input.now,
-        decision: ev.decision.outcome().as_str(),
+        decision: rejection
+            .as_ref()
+            .map_or(Outcome::Allow, Rejection::outcome)
+            .as_str(),
         reason: ev.decision.reason(),
         policy,
         status,

@@ -15,6 +15,7 @@ use ipnet::IpNet;
 pub mod duration;
 pub mod file;
 pub mod graph;
+pub mod path;
 pub mod validate;
 
 pub use graph::{GraphApp, GraphCloud, GraphConfig, GraphCredential};

@@ -14,40 +14,18 @@ use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tower::Service;
 
 use crate::authn::Principal;
-use crate::body::Body;
+use crate::body::{Body, ResponseFuture};
 use crate::config::RouteConfig;
 use crate::ids::DecisionId;
 use crate::respond::{Rejection, reject};
+use crate::route::client_ip::{X_FORWARDED_FOR, forwarded_for};
 use crate::route::{NormalizedPath, RouteMatch};
 use crate::transport::conn::{ClientIp, ConnInfo};
 use crate::transport::server::TunnelGuard;
-
-/// The pooled HTTP/1.1 client used for one route's upstream.
-pub type UpstreamClient = Client<HttpConnector, Body>;
-
-/// How long an idle pooled upstream connection is kept. Below common upstream keep-alive
-/// timeouts (nginx 75s, Node 5s is the outlier) to avoid racing the upstream's close.
-const POOL_IDLE: Duration = Duration::from_secs(30);
-
-/// Build the pooled client for a route (connect timeout is a connector setting).
-pub fn client_for(route: &RouteConfig) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(route.connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_max_idle_per_host(256)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
-}
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1 plus the
 /// de-facto `Proxy-Connection` and `Keep-Alive`).
@@ -62,7 +40,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
@@ -246,12 +223,10 @@ pub struct UpstreamTiming(pub Duration);
 #[derive(Clone, Default)]
 pub struct Forward;
 
-use crate::body::ResponseFuture as BoxFuture;
-
 impl Service<Request<Body>> for Forward {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -407,22 +382,6 @@ async fn tunnel(
             let _ = copy.await;
         }
     }
-}
-
-/// All `X-Forwarded-For` field lines, joined in order (a proxy may add its own line).
-pub fn forwarded_for(headers: &HeaderMap) -> Option<String> {
-    let mut out: Option<String> = None;
-    for v in headers.get_all(&X_FORWARDED_FOR) {
-        let Ok(v) = v.to_str() else { continue };
-        match &mut out {
-            Some(o) => {
-                o.push_str(", ");
-                o.push_str(v);
-            }
-            None => out = Some(v.to_owned()),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -73,6 +73,23 @@ impl std::fmt::Debug for DecisionLog {
     }
 }
 
+/// Everything one decision log line says, gathered by `observe` after the answer.
+#[derive(Clone, Copy)]
+pub struct Line<'a> {
+    pub facts: &'a RequestFacts,
+    pub id: DecisionId,
+    pub rm: Option<&'a RouteMatch>,
+    pub principal: Option<&'a Principal>,
+    pub client_ip: Option<IpAddr>,
+    pub verdict: Verdict,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub upstream: Option<Duration>,
+    pub response_bytes: Option<u64>,
+    /// The response extensions (the authorize step's policy results are read from them).
+    pub extensions: &'a http::Extensions,
+}
+
 impl DecisionLog {
     /// Start the writer for `[log]`. A file target is opened for append now, so a bad path
     /// is a startup error, not a silent loss.
@@ -129,28 +146,28 @@ impl DecisionLog {
         if outcome != Outcome::Allow || self.allow_threshold == u64::MAX {
             return false;
         }
-        // Fibonacci hashing of the id spreads consecutive ids evenly over u64.
+        // SipHash (std's DefaultHasher) of the id spreads consecutive ids evenly over u64,
+        // so sampling keeps a fair share of any burst rather than a prefix of it.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(&id, &mut h);
         std::hash::Hasher::finish(&h) > self.allow_threshold
     }
 
     /// Format and queue one line.
-    #[allow(clippy::too_many_arguments)]
-    pub fn write(
-        &self,
-        facts: &RequestFacts,
-        id: DecisionId,
-        rm: Option<&RouteMatch>,
-        principal: Option<&Principal>,
-        client_ip: Option<IpAddr>,
-        verdict: Verdict,
-        status: u16,
-        elapsed: Duration,
-        upstream: Option<Duration>,
-        response_bytes: Option<u64>,
-        extensions: &http::Extensions,
-    ) {
+    pub fn write(&self, line: &Line<'_>) {
+        let Line {
+            facts,
+            id,
+            rm,
+            principal,
+            client_ip,
+            verdict,
+            status,
+            elapsed,
+            upstream,
+            response_bytes,
+            extensions,
+        } = *line;
         let Some(tx) = &self.tx else { return };
         if self.sampled_out(verdict.outcome, id) {
             return;

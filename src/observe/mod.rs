@@ -17,10 +17,10 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use crate::authn::Principal;
-use crate::body::Body;
+use crate::body::{Body, ResponseFuture};
 use crate::forward::UpstreamTiming;
 use crate::ids::DecisionId;
-use crate::observe::decision_log::{DecisionLog, RequestFacts};
+use crate::observe::decision_log::{DecisionLog, Line, RequestFacts};
 use crate::respond::{Outcome, Verdict};
 use crate::route::RouteMatch;
 use crate::transport::conn::{ClientIp, ConnInfo};
@@ -54,8 +54,6 @@ pub struct Observe<S> {
     log: Arc<DecisionLog>,
 }
 
-use crate::body::ResponseFuture as BoxFuture;
-
 impl<S> Service<Request<Body>> for Observe<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
@@ -66,7 +64,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -109,19 +107,19 @@ where
                 // Response body size when it is known up front (Content-Length or a
                 // generated body); streamed bodies without a length are not counted.
                 let bytes = http_body::Body::size_hint(resp.body()).exact();
-                log.write(
-                    &facts,
+                log.write(&Line {
+                    facts: &facts,
                     id,
                     rm,
-                    principal.map(|p| p.as_ref()),
+                    principal: principal.map(|p| p.as_ref()),
                     client_ip,
                     verdict,
-                    resp.status().as_u16(),
+                    status: resp.status().as_u16(),
                     elapsed,
                     upstream,
-                    bytes,
-                    resp.extensions(),
-                );
+                    response_bytes: bytes,
+                    extensions: resp.extensions(),
+                });
             }
             Ok(resp)
         })

@@ -420,7 +420,7 @@ fn rejections_carry_issuer_challenge_and_policy_name() {
         denial,
         reason,
         policy,
-    }) = ev.rejection(&set, &p)
+    }) = crate::authorize::rejection(&ev, &set, &p)
     else {
         panic!("{ev:?}")
     };
@@ -447,7 +447,7 @@ fn rejections_carry_issuer_challenge_and_policy_name() {
     );
     // Both fail; block (device_unknown) is stronger than step-up.
     assert_eq!(
-        ev.rejection(&set, &q).map(|r| r.reason()),
+        crate::authorize::rejection(&ev, &set, &q).map(|r| r.reason()),
         Some("device_unknown")
     );
     assert_eq!(details.len(), 2);
@@ -477,7 +477,7 @@ fn rejections_carry_issuer_challenge_and_policy_name() {
         denial: Denial::StepUp(s),
         reason,
         ..
-    }) = ev.rejection(&mfa_only, &q)
+    }) = crate::authorize::rejection(&ev, &mfa_only, &q)
     else {
         panic!("{ev:?}")
     };
@@ -489,14 +489,11 @@ fn rejections_carry_issuer_challenge_and_policy_name() {
         s.authorization_uri.as_deref(),
         Some("https://idp.example/authorize")
     );
-    assert!(
-        Evaluation {
-            decision: Decision::Allow,
-            results: vec![],
-            fail_open: false
-        }
-        .rejection(&set, &q)
-        .is_none()
-    );
+    let allowed = Evaluation {
+        decision: Decision::Allow,
+        results: vec![],
+        fail_open: false,
+    };
+    assert!(crate::authorize::rejection(&allowed, &set, &q).is_none());
     let _ = Failure::block("x");
 }

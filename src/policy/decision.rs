@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use crate::authn::Principal;
 use crate::config::{ChallengeStyle, GrantControl};
-use crate::respond::{Denial, Outcome, Rejection, StepUp};
 
 use super::compile::PolicySet;
 
@@ -79,15 +78,6 @@ impl Action {
             Action::Block => 4,
         }
     }
-
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            Action::Remediate { .. } => Outcome::Remediate,
-            Action::StepUp { .. } => Outcome::StepUp,
-            Action::Reauthenticate { .. } => Outcome::Reauthenticate,
-            Action::Block => Outcome::Block,
-        }
-    }
 }
 
 /// A failed check: what to ask for, and the closed-set reason.
@@ -137,13 +127,6 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            Decision::Allow => Outcome::Allow,
-            Decision::Deny { failure, .. } => failure.action.outcome(),
-        }
-    }
-
     /// The reason label (`"allow"` when allowed).
     pub fn reason(&self) -> &'static str {
         match self {
@@ -184,46 +167,6 @@ pub struct Evaluation {
     pub results: Vec<PolicyResult>,
     /// True when state was unavailable and `fail_open` let state-dependent checks pass.
     pub fail_open: bool,
-}
-
-impl Evaluation {
-    /// The response for a denial (`None` when allowed). Pure: the authorize layer and
-    /// What If both use it, so the tool shows exactly what the gateway would send.
-    pub fn rejection(&self, set: &PolicySet, principal: &Principal) -> Option<Rejection> {
-        let Decision::Deny { failure, policy } = &self.decision else {
-            return None;
-        };
-        let issuer = set.issuer(principal.issuer_index);
-        let denial = match &failure.action {
-            Action::Block => Denial::Block,
-            Action::Remediate {
-                deadline,
-                retry_after,
-            } => Denial::Remediate {
-                deadline: *deadline,
-                retry_after: *retry_after,
-            },
-            Action::Reauthenticate { nbf } => Denial::Reauthenticate {
-                nbf: *nbf,
-                cae_capable: principal.cae_capable,
-                authorization_uri: issuer.authorization_uri,
-            },
-            Action::StepUp {
-                auth_context,
-                max_age,
-            } => Denial::StepUp(StepUp {
-                auth_context: auth_context.as_deref().map(str::to_owned),
-                style: issuer.style,
-                authorization_uri: issuer.authorization_uri,
-                max_age: *max_age,
-            }),
-        };
-        Some(Rejection::Denied {
-            denial,
-            reason: failure.reason,
-            policy: policy.and_then(|i| set.policy(i)).map(|p| p.name.clone()),
-        })
-    }
 }
 
 /// The challenge style of the token's issuer (for sign-in frequency handling).

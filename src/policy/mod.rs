@@ -6,8 +6,9 @@
 //!   group ids numbered once.
 //! - [`eval`]: one request against its candidate policies -> [`Evaluation`].
 //! - [`controls`]: grant controls and the compliance lifecycle (remediate, then sign out).
-//! - [`decision`]: Graph-named per-policy results and the one decision, and how a decision
-//!   becomes a [`crate::respond::Rejection`].
+//! - [`decision`]: Graph-named per-policy results and the one decision. How a decision
+//!   becomes an HTTP refusal is `crate::authorize::rejection`: the engine imports nothing
+//!   from `respond`, `http`, `hyper` or `tokio` (tests/e2e/layout.rs checks it).
 //!
 //! The semantics mirror Entra Conditional Access (DESIGN.md "Semantics"): exclude always
 //! wins, every applicable enabled policy must be satisfied, a block wins, report-only

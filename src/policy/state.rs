@@ -214,11 +214,6 @@ impl PolicyState {
         }
     }
 
-    /// Parse and validate `state.json` bytes. See [`super::state_load`].
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        super::state_load::load(bytes)
-    }
-
     /// Process-wide unique id of this loaded state.
     pub fn generation(&self) -> u64 {
         self.generation

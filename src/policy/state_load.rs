@@ -29,6 +29,13 @@ use crate::config::duration::parse_iso8601;
 pub const DEFAULT_OFFLINE_PERIOD_SECS: i64 = 12 * 3600;
 
 /// Parse and validate a state document.
+impl PolicyState {
+    /// Parse and validate `state.json` bytes. See [`load`].
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        load(bytes)
+    }
+}
+
 pub fn load(bytes: &[u8]) -> Result<PolicyState, String> {
     let mut b = Builder::default();
     let mut de = serde_json::Deserializer::from_slice(bytes);

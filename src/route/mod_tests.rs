@@ -1,4 +1,7 @@
 use super::*;
+use crate::snapshot::router::{Router, prefix_matches};
+use ipnet::IpNet;
+use std::net::IpAddr;
 
 #[test]
 fn normal_paths_are_borrowed() {

@@ -12,10 +12,14 @@ use arc_swap::ArcSwap;
 
 use crate::authn::Authenticator;
 use crate::config::{Config, RouteConfig};
-use crate::forward::{UpstreamClient, client_for};
 use crate::ops::metrics::{Metrics, RouteMetrics};
 use crate::policy::PolicySet;
-use crate::route::Router;
+
+pub mod router;
+pub mod upstream;
+
+use router::Router;
+use upstream::{UpstreamClient, client_for};
 
 /// One route with its precomputed hot-path pieces.
 #[derive(Debug)]

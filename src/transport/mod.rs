@@ -5,8 +5,11 @@
 //! - [`tls`]: rustls server configuration and the process's crypto provider.
 //! - [`h1_guard`]: the HTTP/1.1 request-smuggling guard in front of hyper's parser.
 //! - [`conn`]: the per-connection facts (`ConnInfo`, `ClientIp`) every request carries.
+//! - [`early`]: the first step inside `observe`, answering the h1 guard's refusals so
+//!   they are counted and logged like every other answer.
 
 pub mod conn;
+pub mod early;
 pub mod h1_guard;
 pub mod server;
 pub mod tls;

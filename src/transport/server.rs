@@ -35,6 +35,7 @@ use crate::body::Body;
 use crate::config::ListenConfig;
 use crate::ops::metrics::Metrics;
 use crate::transport::conn::ConnInfo;
+use crate::transport::early::EarlyRefusal;
 use crate::transport::h1_guard::H1Guard;
 
 /// Connection limits and timeouts, fixed for the listener's life (a reload that changes
@@ -334,20 +335,17 @@ where
         } else {
             None
         };
-        if let Some(rejection) = refusal {
-            let mut resp = crate::respond::reject(&rejection, crate::ids::DecisionId::next());
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-            return ConnFuture::Refused(Some(resp.map(|inner| ConnBody {
-                inner,
-                _guard: Some(guard),
-            })));
-        }
         let mut req = req.map(Body::Incoming);
-        let upgrade = req.method() == http::Method::CONNECT
-            || req.headers().contains_key(http::header::UPGRADE);
+        // A refused request still goes through the stack, so it is counted and logged like
+        // any other (the early-refusal step answers it before routing); its connection
+        // closes after the answer.
+        let refused = refusal.is_some();
+        if let Some(rejection) = refusal {
+            req.extensions_mut().insert(EarlyRefusal(rejection));
+        }
+        let upgrade = !refused
+            && (req.method() == http::Method::CONNECT
+                || req.headers().contains_key(http::header::UPGRADE));
         if upgrade {
             req.extensions_mut().insert(TunnelGuard {
                 _slot: self.slot.clone(),
@@ -359,18 +357,20 @@ where
             fut: self.stack.clone().oneshot(req),
             guard: Some(guard),
             upgrade,
+            refused,
         }
     }
 }
 
-/// A request's future: served by the stack, or refused before it.
+/// A request's future: served by the stack (refused requests too, see [`EarlyRefusal`]).
 enum ConnFuture<F> {
     Serve {
         fut: F,
         guard: Option<InFlightGuard>,
         upgrade: bool,
+        /// The h1 guard refused the request: the connection ends after the answer.
+        refused: bool,
     },
-    Refused(Option<Response<ConnBody>>),
 }
 
 impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for ConnFuture<F> {
@@ -381,12 +381,16 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for 
                 fut,
                 guard,
                 upgrade,
+                refused,
             } => {
                 let Ok(mut resp) = std::task::ready!(Pin::new(fut).poll(cx));
                 let stopped = guard
                     .as_ref()
                     .is_some_and(|g| g.0.guard_stopped.load(Ordering::Relaxed));
-                if (*upgrade || stopped) && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                if *refused
+                    || ((*upgrade || stopped)
+                        && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS)
+                {
                     // The h1 guard stopped following the stream (at an upgrade request that
                     // was then declined, or at input it could not follow): end the
                     // connection, so nothing it could not check reaches the upstream.
@@ -401,10 +405,6 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for 
                     _guard: guard,
                 })))
             }
-            ConnFuture::Refused(r) => match r.take() {
-                Some(resp) => Poll::Ready(Ok(resp)),
-                None => Poll::Pending,
-            },
         }
     }
 }
@@ -419,7 +419,6 @@ pub struct Shutdown {
 }
 
 /// Accept until told to drain; serve each connection in its own task.
-#[allow(clippy::too_many_arguments)]
 pub async fn run<S>(
     listener: TcpListener,
     tls: Arc<ArcSwap<ServerConfig>>,
@@ -476,33 +475,36 @@ pub async fn run<S>(
         let shutdown = shutdown.clone();
         let hs_failures = metrics.tls_handshake_failures_total.clone();
         tokio::spawn(async move {
+            let accepted = Accepted { stream, peer, slot };
             serve_connection(
-                stream,
-                peer,
+                accepted,
                 tls,
                 &builder,
                 &settings,
                 stack,
                 shutdown,
                 hs_failures,
-                slot,
             )
             .await;
         });
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve_connection<S>(
+/// One accepted TCP connection and its share of the connection limit.
+struct Accepted {
     stream: TcpStream,
     peer: SocketAddr,
+    slot: Arc<ConnSlot>,
+}
+
+async fn serve_connection<S>(
+    accepted: Accepted,
     tls: Arc<ServerConfig>,
     builder: &auto::Builder<TokioExecutor>,
     settings: &ServerSettings,
     stack: S,
     mut shutdown: Shutdown,
     hs_failures: prometheus::IntCounter,
-    slot: Arc<ConnSlot>,
 ) where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -511,6 +513,7 @@ async fn serve_connection<S>(
         + 'static,
     S::Future: Send + Unpin + 'static,
 {
+    let Accepted { stream, peer, slot } = accepted;
     let _ = stream.set_nodelay(true);
     let acceptor = TlsAcceptor::from(tls);
     let tls_stream = tokio::select! {

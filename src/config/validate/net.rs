@@ -8,6 +8,7 @@ use http::uri::{Authority, Uri};
 use ipnet::IpNet;
 
 use crate::config::Upstream;
+use crate::config::path::PathError;
 
 /// `ip:port` (IPv6 in brackets). Host names are refused: a listener binds an address.
 pub(crate) fn socket_addr(text: &str) -> Result<SocketAddr, String> {
@@ -167,72 +168,29 @@ fn is_port(text: &str) -> bool {
         && text.parse::<u16>().is_ok()
 }
 
-/// Normalise a path prefix: must start with `/`; percent-encoded unreserved characters are
-/// decoded and other escapes upper-cased (RFC 3986 6.2.2); `.` and `..` segments are
-/// removed; runs of `/` collapse. Query, fragment, spaces and non-ASCII are refused, so
-/// the prefix compares equal to a request path normalised the same way.
+/// Normalise a path prefix (or an upstream's base path) with the request-path normaliser,
+/// [`crate::config::path::normalize_path`], so a prefix compares equal to a request path
+/// exactly when they name the same thing. What that normaliser refuses in a request (a
+/// backslash, `.;x` / `..;x` dot-segment parameters, a bad escape) is refused here too:
+/// such a prefix could never match. On top, a prefix is written by a person, so a query,
+/// fragment, space, control or non-ASCII character is refused with the reason.
 pub(crate) fn normalize_path(text: &str) -> Result<String, String> {
     if !text.starts_with('/') {
         return Err(format!("{text:?} must start with \"/\""));
     }
-    let bytes = text.as_bytes();
-    let mut decoded = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b'%' => {
-                let hex = text
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
-                let Some(hex) = hex else {
-                    return Err(format!("{text:?} has a bad percent-escape at byte {i}"));
-                };
-                let value =
-                    u8::from_str_radix(hex, 16).map_err(|_| format!("{text:?}: bad escape"))?;
-                if value.is_ascii_alphanumeric() || b"-._~".contains(&value) {
-                    decoded.push(char::from(value));
-                } else {
-                    decoded.push('%');
-                    decoded.push_str(&hex.to_ascii_uppercase());
-                }
-                i += 3;
-            }
-            b'?' | b'#' => return Err(format!("{text:?}: a path cannot hold a query or fragment")),
-            b if b.is_ascii_graphic() => {
-                decoded.push(char::from(b));
-                i += 1;
-            }
-            _ => {
-                return Err(format!(
-                    "{text:?}: spaces, control and non-ASCII characters must be percent-encoded"
-                ));
-            }
-        }
+    if text.contains(['?', '#']) {
+        return Err(format!("{text:?}: a path cannot hold a query or fragment"));
     }
-    // Dot-segment removal (RFC 3986 5.2.4) over the split segments; empty segments
-    // (from "//") are dropped, a trailing slash is kept.
-    let trailing_slash = decoded.len() > 1
-        && (decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/.."));
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{text:?}: spaces, control and non-ASCII characters must be percent-encoded"
+        ));
     }
-    let mut out = String::with_capacity(decoded.len());
-    for segment in &segments {
-        out.push('/');
-        out.push_str(segment);
+    match crate::config::path::normalize_path(text) {
+        Ok(p) => Ok(p.into_owned()),
+        Err(PathError::BadEscape) => Err(format!("{text:?} has a bad percent-escape")),
+        Err(e) => Err(format!("{text:?}: {}", e.as_str())),
     }
-    if out.is_empty() || trailing_slash {
-        out.push('/');
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

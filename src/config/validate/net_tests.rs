@@ -135,9 +135,17 @@ fn path_prefix_is_normalised() {
         ("/%7Euser/%61pi", "/~user/api"),
         ("/a%2fb", "/a%2Fb"),
         ("/a/b/..", "/a/"),
+        // `;` in an ordinary segment is data, in a prefix as in a request path.
+        ("/api;v=1/x", "/api;v=1/x"),
     ];
     for (input, want) in cases {
         assert_eq!(normalize_path(input).as_deref(), Ok(want), "{input}");
+        // The same rule as request paths: a prefix and the request it names agree.
+        assert_eq!(
+            crate::config::path::normalize_path(input).as_deref(),
+            Ok(want),
+            "{input} as a request path"
+        );
     }
 }
 
@@ -152,6 +160,11 @@ fn path_prefix_refuses_what_cannot_match_a_request_path() {
         ("/a#top", "query or fragment"),
         ("/a b", "percent-encoded"),
         ("/caf\u{e9}", "percent-encoded"),
+        // Refused in request paths, so a prefix holding them could never match.
+        ("/a\\b", "backslash"),
+        ("/a%5cb", "backslash"),
+        ("/public/..;/admin", "dot-segment with ; parameters"),
+        ("/a/.;x/b", "dot-segment with ; parameters"),
     ];
     for (input, needle) in cases {
         let err = normalize_path(input).expect_err(input);

@@ -233,6 +233,15 @@ impl TestGateway {
     }
 
     pub async fn start_with(certs: Certs, toml: &str, upstream: &str) -> Self {
+        Self::start_opts(certs, toml, upstream, StartOptions { quiet: true }).await
+    }
+
+    /// As [`TestGateway::start`], but writing the decision log `[log] decisions` names.
+    pub async fn start_logged(toml: &str, upstream: &str) -> Self {
+        Self::start_opts(Certs::new(), toml, upstream, StartOptions { quiet: false }).await
+    }
+
+    async fn start_opts(certs: Certs, toml: &str, upstream: &str, opts: StartOptions) -> Self {
         let text = toml
             .replace("{certs}", &certs.dir.path().display().to_string())
             .replace("{upstream}", upstream);
@@ -240,9 +249,7 @@ impl TestGateway {
         std::fs::write(&config_path, &text).unwrap();
         let config = accessgate::config::parse_str(&text, &config_path)
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
-        let gw = Gateway::start(config, StartOptions { quiet: true })
-            .await
-            .unwrap();
+        let gw = Gateway::start(config, opts).await.unwrap();
         Self {
             addr: gw.local_addr(),
             admin: gw.admin_addr(),
