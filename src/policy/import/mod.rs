@@ -23,6 +23,7 @@ pub mod emit;
 pub mod entra;
 mod locations;
 pub mod map;
+mod targets;
 
 pub use locations::{Location, LocationKind, named_locations};
 pub use map::{import, resource_map};
@@ -92,8 +93,13 @@ impl Outcome {
 }
 
 #[cfg(test)]
-#[path = "map_tests.rs"]
+mod controls_tests;
+#[cfg(test)]
+mod locations_tests;
+#[cfg(test)]
 mod map_tests;
+#[cfg(test)]
+mod test_support;
 
 #[cfg(test)]
 #[path = "emit_tests.rs"]
