@@ -295,8 +295,11 @@ impl Gateway {
             || config.state.refresh != old.state.refresh
             || config.state.max_staleness != old.state.max_staleness
             || config.state.fail_open != old.state.fail_open
+            || config.state.cache_dir != old.state.cache_dir
         {
-            return Err("[state] changed: that needs a restart; keeping the running config".into());
+            // With source = "graph" this includes the set of groups policies name: the
+            // connector must resolve a new group before any policy may rely on it.
+            return Err("[state] changed (with source = \"graph\": [graph], or the groups policies name): that needs a restart; keeping the running config".into());
         }
         if needs_state(&config) && !needs_state(old) {
             return Err("the first route with auth = \"required\" needs policy state loaded at start: restart; keeping the running config".into());

@@ -338,7 +338,7 @@ impl StateStore {
             Ok(Fetched::State { state, at }) => {
                 let counts = state.counts();
                 self.current.store(Some(Arc::new(StateSnapshot {
-                    state,
+                    state: *state,
                     loaded_at_ms: unix_ms(SystemTime::now()),
                     origin: src.origin().to_owned(),
                 })));

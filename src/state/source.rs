@@ -45,7 +45,7 @@ pub(crate) enum Fetched {
     },
     /// A state already built (Graph), confirmed by its source at `at`.
     State {
-        state: crate::policy::PolicyState,
+        state: Box<crate::policy::PolicyState>,
         at: SystemTime,
     },
 }
@@ -124,7 +124,10 @@ impl Source {
     pub(crate) async fn fetch(&self, loaded: bool) -> Result<Fetched, String> {
         match self {
             Source::Graph(g) => match g.fetch(loaded).await {
-                Ok(super::graph::Fetch::State { state, at }) => Ok(Fetched::State { state, at }),
+                Ok(super::graph::Fetch::State { state, at }) => Ok(Fetched::State {
+                    state: Box::new(state),
+                    at,
+                }),
                 Err(e) => Err(e.to_string()),
             },
             Source::File { path, origin, last } => {

@@ -454,3 +454,26 @@ async fn the_remediation_deadline_survives_a_restart() {
         .await;
     assert_eq!(v["remediation_deadline"], first.as_str());
 }
+
+#[tokio::test]
+async fn a_reload_naming_a_new_group_waits_for_a_restart() {
+    let double = GraphDouble::start(tenant(), DoubleConfig::default()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let ca = start(&double, cache.path()).await;
+    let text = std::fs::read_to_string(&ca.gw.config_path).unwrap();
+    let parse = |t: &str| accessgate::config::parse_str(t, &ca.gw.config_path).unwrap();
+    // A policy edit that names no new group reloads.
+    let edited = text.replace(
+        "name = \"require-compliant-device\"",
+        "name = \"require-compliant-device-v2\"",
+    );
+    ca.gw.gw().apply_config(parse(&edited)).unwrap();
+    // One that names a group the connector has not resolved is refused.
+    let new_group = text.replace(
+        &format!("exclude_groups = [\"{G_BREAK_GLASS}\"]\ngrant = {{ controls"),
+        &format!("exclude_groups = [\"{G_BREAK_GLASS}\", \"{G_ON_CALL}\"]\ngrant = {{ controls"),
+    );
+    assert_ne!(new_group, text);
+    let e = ca.gw.gw().apply_config(parse(&new_group)).unwrap_err();
+    assert!(e.contains("restart"), "{e}");
+}

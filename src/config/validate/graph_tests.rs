@@ -68,6 +68,8 @@ fn minimal_graph_source_gets_defaults() {
     let text = graph(&f, "");
     let c = ok(&text);
     assert_eq!(c.state.cache_dir, Some("/etc/accessgate/cache".into()));
+    assert_eq!(c.state.refresh, std::time::Duration::from_secs(60));
+    assert_eq!(c.state.max_staleness, std::time::Duration::from_secs(900));
     let g = cfg_of(&text);
     assert_eq!(g.cloud, GraphCloud::Global);
     assert_eq!(g.login_url, "https://login.microsoftonline.com");

@@ -293,17 +293,23 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
         }
         (None, _, _) => None,
     };
+    // Graph rounds re-read every Intune collection in full: a 10s default would spend
+    // Intune's per-app request budget for nothing (DESIGN.md: 60s, 15m).
+    let (refresh_default, staleness_default) = match kind {
+        Kind::Graph => (MINUTE, 15 * MINUTE),
+        Kind::File | Kind::Http => (10 * SECOND, 5 * MINUTE),
+    };
     let refresh = ctx.duration(
         f.and_then(|f| f.refresh.as_ref()),
         "state.refresh",
-        10 * SECOND,
+        refresh_default,
         Zero::Refused,
     );
     let staleness_value = f.and_then(|f| f.max_staleness.as_ref());
     let max_staleness = ctx.duration(
         staleness_value,
         "state.max_staleness",
-        5 * MINUTE,
+        staleness_default,
         Zero::Refused,
     );
     if max_staleness < refresh {

@@ -167,6 +167,11 @@ pub fn save_snapshot(dir: &Path, m: &Mapped, synced_at: SystemTime) -> Result<()
     write_atomic(&dir.join(SNAPSHOT), |w| {
         serde_json::to_writer(w, &out).map_err(std::io::Error::other)
     })?;
+    save_snapshot_time(dir, synced_at)
+}
+
+/// Record that the snapshot already in `dir` was confirmed by a sync at `synced_at`.
+pub fn save_snapshot_time(dir: &Path, synced_at: SystemTime) -> Result<(), GraphError> {
     let ms = synced_at
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

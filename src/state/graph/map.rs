@@ -134,14 +134,14 @@ impl AppTable {
 }
 
 /// A Graph timestamp for state: `None` when absent, empty, or the `0001-01-01` sentinel;
-/// `Err(())` when present but not RFC 3339.
-pub fn timestamp(v: Option<&str>) -> Result<Option<String>, ()> {
+/// `Err` (naming the value) when present but not RFC 3339.
+pub fn timestamp(v: Option<&str>) -> Result<Option<String>, String> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
         Some(s) if s.starts_with("0001-01-01") => Ok(None),
         Some(s) => match parse_rfc3339(s) {
             Some(_) => Ok(Some(s.to_owned())),
-            None => Err(()),
+            None => Err(format!("{s:?} is not RFC 3339")),
         },
     }
 }
@@ -186,10 +186,8 @@ pub fn apply_user(
         return Ok(());
     }
     let revoke = match &u.sign_in_sessions_valid_from_date_time {
-        Some(s) => Some(timestamp(Some(s)).map_err(|()| {
-            GraphError::Malformed(format!(
-                "users: {id}: signInSessionsValidFromDateTime {s:?} is not RFC 3339"
-            ))
+        Some(s) => Some(timestamp(Some(s)).map_err(|e| {
+            GraphError::Malformed(format!("users: {id}: signInSessionsValidFromDateTime {e}"))
         })?),
         None => None,
     };
@@ -432,7 +430,7 @@ pub fn registrations(
             }
         }
     }
-    let last_sync = timestamp(r.last_sync_date_time.as_deref()).unwrap_or_else(|()| {
+    let last_sync = timestamp(r.last_sync_date_time.as_deref()).unwrap_or_else(|_| {
         stats.strict_readings += 1;
         None
     });
@@ -508,6 +506,9 @@ pub fn merge_registration(
     };
 }
 
+/// The highest (app, OS) minimum versions of the policies targeting one app on one platform.
+type Minimums = (Option<Version>, Option<Version>);
+
 /// Graph has no registration compliance: a registration is noncompliant when it is
 /// flagged, or its app or OS version is below the minimum of a policy that targets its
 /// app on its platform (any platform when unknown). Check-in overdue is left to the engine
@@ -517,7 +518,7 @@ pub fn derive_compliance(
     policies: &BTreeMap<String, RawAppPolicy<'static>>,
 ) {
     // (app, platform) -> (max min app version, max min os version)
-    let mut mins: HashMap<(&str, &str), (Option<Version>, Option<Version>)> = HashMap::new();
+    let mut mins: HashMap<(&str, &str), Minimums> = HashMap::new();
     for p in policies.values() {
         let app_min = p
             .minimum_required_app_version

@@ -314,12 +314,18 @@ impl GraphSource {
             .map_err(|e| GraphError::Malformed(format!("mapped state refused: {e}")))?;
 
         if let Some(dir) = self.cache_dir.clone() {
-            let (m3, ledger) = (mapped.clone(), r.ledger.clone());
+            let (m3, last, ledger) = (mapped.clone(), r.last.clone(), r.ledger.clone());
             let saved = tokio::task::spawn_blocking(move || {
                 if ledger_changed {
                     ledger.save()?;
                 }
-                cache::save_snapshot(&dir, &m3, started)
+                // Hundreds of MB for a large tenant: rewritten only when a record changed;
+                // otherwise only its sync time moves on.
+                if last.as_deref() == Some(&*m3) {
+                    cache::save_snapshot_time(&dir, started)
+                } else {
+                    cache::save_snapshot(&dir, &m3, started)
+                }
             })
             .await
             .map_err(|e| GraphError::Cache(format!("cache writer stopped: {e}")))?;

@@ -322,3 +322,24 @@ async fn a_refused_credential_is_an_error_never_a_state() {
     );
     assert_eq!(srv.count("/v1.0"), 0, "no Graph call without a token");
 }
+
+#[test]
+fn check_reads_the_credential_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg("http://127.0.0.1:9", secret_file(dir.path(), "s"));
+    assert!(check_credential(&c).is_ok());
+    let (cert, _, _) = super::token::tests::cert_files(dir.path());
+    assert!(check_credential(&cfg("http://127.0.0.1:9", cert)).is_ok());
+    let junk = dir.path().join("junk");
+    std::fs::write(
+        &junk,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let bad = crate::config::GraphCredential::Certificate {
+        cert: dir.path().join("graph.crt"),
+        key: junk,
+    };
+    let e = check_credential(&cfg("http://127.0.0.1:9", bad)).unwrap_err();
+    assert!(e.contains("junk"), "{e}");
+}
