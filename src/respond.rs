@@ -196,156 +196,201 @@ pub const REALM: &str = "accessgate";
 
 /// Build the response for a rejection.
 pub fn reject(rejection: &Rejection, decision_id: DecisionId) -> Response<Body> {
-    let outcome = rejection.outcome();
-    let reason = rejection.reason();
-    let mut policy_name: Option<&str> = None;
-    let mut deadline: Option<i64> = None;
-    let mut retry_after: Option<u64> = None;
-    let mut challenge: Option<String> = None;
+    let verdict = Verdict {
+        outcome: rejection.outcome(),
+        reason: rejection.reason(),
+    };
+    let problem = problem(rejection);
+    let body = problem.body(verdict.reason, decision_id);
+    problem.into_response(body, verdict)
+}
 
-    let (status, title, detail): (StatusCode, &str, String) = match rejection {
-        Rejection::NotFound => (
+/// What one refusal says: the status line, the problem body's fields and the headers.
+struct Problem<'a> {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    /// `WWW-Authenticate` value.
+    challenge: Option<String>,
+    /// `Retry-After` seconds.
+    retry_after: Option<u64>,
+    /// Remediation deadline (unix seconds), rendered RFC 3339 in the body.
+    deadline: Option<i64>,
+    /// The policy that decided.
+    policy: Option<&'a str>,
+}
+
+impl<'a> Problem<'a> {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            detail: detail.into(),
+            challenge: None,
+            retry_after: None,
+            deadline: None,
+            policy: None,
+        }
+    }
+
+    fn challenge(mut self, c: String) -> Self {
+        self.challenge = Some(c);
+        self
+    }
+
+    fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The RFC 9457 body.
+    fn body(&self, reason: &str, decision_id: DecisionId) -> String {
+        let mut body = String::with_capacity(256);
+        body.push_str("{\"type\":\"about:blank\",\"title\":");
+        push_json_str(&mut body, self.title);
+        let _ = write!(body, ",\"status\":{}", self.status.as_u16());
+        body.push_str(",\"detail\":");
+        push_json_str(&mut body, &self.detail);
+        body.push_str(",\"reason\":");
+        push_json_str(&mut body, reason);
+        if let Some(p) = self.policy {
+            body.push_str(",\"policy\":");
+            push_json_str(&mut body, p);
+        }
+        if let Some(d) = self.deadline {
+            body.push_str(",\"remediation_deadline\":");
+            push_json_str(&mut body, &rfc3339(d));
+        }
+        let _ = write!(body, ",\"decision_id\":\"{decision_id}\"}}");
+        body
+    }
+
+    fn into_response(self, body: String, verdict: Verdict) -> Response<Body> {
+        let mut resp = Response::new(Body::full(body));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(v) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert(WWW_AUTHENTICATE, v);
+        }
+        if let Some(ra) = self.retry_after {
+            h.insert(RETRY_AFTER, HeaderValue::from(ra));
+        }
+        resp.extensions_mut().insert(verdict);
+        resp
+    }
+}
+
+/// The problem for each rejection. Exhaustive on purpose (see the module doc).
+fn problem(rejection: &Rejection) -> Problem<'_> {
+    match rejection {
+        Rejection::NotFound => Problem::new(
             StatusCode::NOT_FOUND,
             "Not Found",
-            "no route matches this host and path".to_owned(),
+            "no route matches this host and path",
         ),
-        Rejection::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad Request", (*d).to_owned()),
-        Rejection::UnsupportedTransferCoding => (
+        Rejection::BadRequest(d) => Problem::new(StatusCode::BAD_REQUEST, "Bad Request", *d),
+        Rejection::UnsupportedTransferCoding => Problem::new(
             StatusCode::NOT_IMPLEMENTED,
             "Not Implemented",
-            "only the chunked transfer coding is supported".to_owned(),
+            "only the chunked transfer coding is supported",
         ),
-        Rejection::HeaderTooLarge => (
+        Rejection::HeaderTooLarge => Problem::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request Header Fields Too Large",
-            "the request head is larger than this gateway accepts".to_owned(),
+            "the request head is larger than this gateway accepts",
         ),
-        Rejection::MissingToken => {
-            challenge = Some(format!("Bearer realm=\"{REALM}\""));
-            (
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "a bearer token is required".to_owned(),
-            )
-        }
-        Rejection::InvalidRequest(d) => {
-            challenge = Some(format!(
-                "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{}\"",
-                plain(d)
-            ));
-            (StatusCode::BAD_REQUEST, "Bad Request", (*d).to_owned())
-        }
-        Rejection::InvalidToken(d) => {
-            challenge = Some(format!(
-                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
-                plain(d)
-            ));
-            (StatusCode::UNAUTHORIZED, "Unauthorized", (*d).to_owned())
-        }
+        Rejection::MissingToken => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "a bearer token is required",
+        )
+        .challenge(format!("Bearer realm=\"{REALM}\"")),
+        Rejection::InvalidRequest(d) => Problem::new(StatusCode::BAD_REQUEST, "Bad Request", *d)
+            .challenge(bearer_error("invalid_request", d)),
+        Rejection::InvalidToken(d) => Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", *d)
+            .challenge(bearer_error("invalid_token", d)),
         Rejection::Denied {
             denial,
             reason,
             policy,
-        } => {
-            policy_name = policy.as_deref();
-            match denial {
-                Denial::Reauthenticate {
-                    nbf,
-                    cae_capable,
-                    authorization_uri,
-                } => {
-                    let detail = format!("sign in again ({reason})");
-                    challenge = Some(if *cae_capable {
-                        let claims = format!(
-                            "{{\"access_token\":{{\"nbf\":{{\"essential\":true,\"value\":\"{nbf}\"}}}}}}"
-                        );
-                        claims_challenge(authorization_uri.as_deref(), &claims)
-                    } else {
-                        format!(
-                            "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
-                            plain(&detail)
-                        )
-                    });
-                    (StatusCode::UNAUTHORIZED, "Unauthorized", detail)
-                }
-                Denial::StepUp(step) => {
-                    let detail = match &step.auth_context {
-                        Some(c) => format!("stronger authentication required (auth context {c})"),
-                        None => "multi-factor authentication required".to_owned(),
-                    };
-                    challenge = Some(step_up_challenge(step));
-                    (StatusCode::UNAUTHORIZED, "Unauthorized", detail)
-                }
-                Denial::Remediate {
-                    deadline: d,
-                    retry_after: ra,
-                } => {
-                    deadline = Some(*d);
-                    retry_after = Some(*ra);
-                    (
-                        StatusCode::FORBIDDEN,
-                        "Forbidden",
-                        format!("remediation required ({reason}); access resumes once compliant"),
-                    )
-                }
-                Denial::Block => (
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    format!("access blocked by conditional access ({reason})"),
-                ),
-            }
-        }
-        Rejection::StateUnavailable { retry_after: ra } => {
-            retry_after = Some(*ra);
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable",
-                "policy state is too old to decide on; try again shortly".to_owned(),
-            )
-        }
+        } => Problem {
+            policy: policy.as_deref(),
+            ..denied(denial, reason)
+        },
+        Rejection::StateUnavailable { retry_after } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "policy state is too old to decide on; try again shortly",
+        )
+        .retry_after(*retry_after),
         Rejection::UpstreamUnavailable(d) => {
-            (StatusCode::BAD_GATEWAY, "Bad Gateway", (*d).to_owned())
+            Problem::new(StatusCode::BAD_GATEWAY, "Bad Gateway", *d)
         }
-        Rejection::UpstreamTimeout => (
+        Rejection::UpstreamTimeout => Problem::new(
             StatusCode::GATEWAY_TIMEOUT,
             "Gateway Timeout",
-            "the upstream did not answer in time".to_owned(),
+            "the upstream did not answer in time",
         ),
-    };
+    }
+}
 
-    let mut body = String::with_capacity(256);
-    body.push_str("{\"type\":\"about:blank\",\"title\":");
-    push_json_str(&mut body, title);
-    let _ = write!(body, ",\"status\":{}", status.as_u16());
-    body.push_str(",\"detail\":");
-    push_json_str(&mut body, &detail);
-    body.push_str(",\"reason\":");
-    push_json_str(&mut body, reason);
-    if let Some(p) = policy_name {
-        body.push_str(",\"policy\":");
-        push_json_str(&mut body, p);
+/// A Conditional Access denial: 401 with a challenge (sign in again, step up) or 403.
+fn denied(denial: &Denial, reason: &str) -> Problem<'static> {
+    match denial {
+        Denial::Reauthenticate {
+            nbf,
+            cae_capable,
+            authorization_uri,
+        } => {
+            let detail = format!("sign in again ({reason})");
+            let challenge = if *cae_capable {
+                let claims = format!(
+                    "{{\"access_token\":{{\"nbf\":{{\"essential\":true,\"value\":\"{nbf}\"}}}}}}"
+                );
+                claims_challenge(authorization_uri.as_deref(), &claims)
+            } else {
+                bearer_error("invalid_token", &detail)
+            };
+            Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail).challenge(challenge)
+        }
+        Denial::StepUp(step) => {
+            let detail = match &step.auth_context {
+                Some(c) => format!("stronger authentication required (auth context {c})"),
+                None => "multi-factor authentication required".to_owned(),
+            };
+            Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
+                .challenge(step_up_challenge(step))
+        }
+        Denial::Remediate {
+            deadline,
+            retry_after,
+        } => Problem {
+            deadline: Some(*deadline),
+            ..Problem::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("remediation required ({reason}); access resumes once compliant"),
+            )
+            .retry_after(*retry_after)
+        },
+        Denial::Block => Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("access blocked by conditional access ({reason})"),
+        ),
     }
-    if let Some(d) = deadline {
-        body.push_str(",\"remediation_deadline\":");
-        push_json_str(&mut body, &rfc3339(d));
-    }
-    let _ = write!(body, ",\"decision_id\":\"{decision_id}\"}}");
+}
 
-    let mut resp = Response::new(Body::full(body));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        h.insert(WWW_AUTHENTICATE, v);
-    }
-    if let Some(ra) = retry_after {
-        h.insert(RETRY_AFTER, HeaderValue::from(ra));
-    }
-    resp.extensions_mut().insert(Verdict { outcome, reason });
-    resp
+/// `Bearer realm=.., error=.., error_description=..` (RFC 6750 3).
+fn bearer_error(error: &str, description: &str) -> String {
+    format!(
+        "Bearer realm=\"{REALM}\", error=\"{error}\", error_description=\"{}\"",
+        plain(description)
+    )
 }
 
 /// `Bearer realm=.., authorization_uri=.., error="insufficient_claims", claims="<b64>"`.

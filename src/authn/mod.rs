@@ -24,6 +24,7 @@ mod fetch;
 mod issuer;
 mod jose;
 mod keys;
+mod offline;
 mod store;
 
 use std::sync::{Arc, Weak};
@@ -36,6 +37,7 @@ use tokio::task::AbortHandle;
 
 pub use bearer::MAX_TOKEN_BYTES;
 pub use error::{RefusalReason, TokenRefusal};
+pub use offline::principal_from_payload;
 pub use principal::Principal;
 
 use cache::{CacheEntry, TokenCache, TokenDigest};

@@ -7,13 +7,12 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authn::Principal;
-use crate::config::{Config, IssuerConfig};
+use crate::config::Config;
 use crate::ids::DecisionId;
 use crate::policy::values::parse_rfc3339;
 use crate::policy::{
@@ -254,87 +253,18 @@ impl fmt::Display for Report {
     }
 }
 
-/// Build a [`Principal`] from a JWT claims object, as `authenticate` would after
-/// verifying the token: the issuer is picked by `iss` among `[[issuers]]` (exact, or a
-/// `{tenantid}` template filled with `tid`), whose claim names then apply; without a
-/// match, the first issuer's names (or Entra's defaults). Written here because the
-/// authenticator's own claims reader is private to `authn`; both follow DESIGN.md.
+/// Build a [`Principal`] from a JWT claims object with `authenticate`'s own issuer choice
+/// and claims reader ([`crate::authn::principal_from_payload`]): claims the gateway would
+/// refuse (unknown issuer, no `exp`, a list claim given as a string...) are refused here
+/// with the gateway's description, so What If never evaluates a token the gateway would
+/// not have let through to `authorize`.
 pub fn principal_from_claims(config: &Config, claims: &Value) -> Result<Principal, String> {
-    let obj = claims
-        .as_object()
-        .ok_or_else(|| "claims must be a JSON object".to_owned())?;
-    let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
-    let n = |k: &str| obj.get(k).and_then(Value::as_i64);
-    let list = |k: &str| -> Vec<String> {
-        match obj.get(k) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            Some(Value::String(v)) => vec![v.clone()],
-            _ => Vec::new(),
-        }
-    };
-    let iss = s("iss").unwrap_or_default();
-    let tid = s("tid").map(|t| t.to_ascii_lowercase());
-    let (issuer_index, issuer) = pick_issuer(&config.issuers, &iss, tid.as_deref());
-    let names = issuer.map(|i| i.claims.clone()).unwrap_or_default();
-    let user = s(&names.user)
-        .or_else(|| s("sub"))
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| format!("claims have no user id ({:?} or \"sub\")", names.user))?;
-    let overage = obj
-        .get("_claim_names")
-        .and_then(|c| c.get("groups"))
-        .is_some()
-        || obj.get("hasgroups").and_then(Value::as_bool) == Some(true)
-        // No groups claim at all: membership unknown, as for the gateway.
-        || obj.get(names.groups.as_str()).is_none();
-    Ok(Principal {
-        issuer_index,
-        issuer: Arc::from(iss.as_str()),
-        user,
-        tenant: tid,
-        client_app: s(&names.client_app)
-            .or_else(|| s("azp"))
-            .or_else(|| s("appid")),
-        device: s(&names.device),
-        groups: list(&names.groups),
-        groups_incomplete: overage,
-        amr: list("amr"),
-        acrs: list("acrs"),
-        auth_time: n("auth_time"),
-        iat: n("iat"),
-        exp: n("exp").unwrap_or(i64::MAX),
-        nbf: n("nbf"),
-        cae_capable: list("xms_cc").iter().any(|c| c == "cp1"),
-        scopes: s("scp")
-            .map(|v| {
-                v.split(' ')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        roles: list("roles"),
-        token_id: s("jti").unwrap_or_else(|| "what-if".into()),
-    })
-}
-
-fn pick_issuer<'a>(
-    issuers: &'a [IssuerConfig],
-    iss: &str,
-    tid: Option<&str>,
-) -> (usize, Option<&'a IssuerConfig>) {
-    let found = issuers.iter().position(|i| {
-        i.issuer == iss
-            || (i.multi_tenant && tid.is_some_and(|t| i.issuer.replace("{tenantid}", t) == iss))
-    });
-    match found {
-        Some(i) => (i, issuers.get(i)),
-        None => (0, issuers.first()),
+    if !claims.is_object() {
+        return Err("claims must be a JSON object".to_owned());
     }
+    let payload = serde_json::to_vec(claims).map_err(|e| format!("claims: {e}"))?;
+    crate::authn::principal_from_payload(&config.issuers, &payload)
+        .map_err(|r| format!("the gateway would refuse this token: {}", r.description))
 }
 
 #[derive(Deserialize)]

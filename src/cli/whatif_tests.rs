@@ -87,7 +87,11 @@ fn unrunnable_case_files_are_errors() {
         ),
         (
             "[[case]]\nname = \"x\"\nresource = \"r\"\nclaims = { aud = \"u\" }\nexpect = \"allow\"\n",
-            "no user id",
+            "the gateway would refuse this token: issuer not trusted",
+        ),
+        (
+            "[[case]]\nname = \"x\"\nresource = \"r\"\nclaims = { iss = \"https://login.accessgate.dev/demo-tenant/v2.0\", aud = \"u\" }\nexpect = \"allow\"\n",
+            "the gateway would refuse this token: malformed or missing claims",
         ),
         (
             "[[case]]\nname = \"x\"\nresource = \"r\"\nclaims = {}\nexpect = \"allow\"\nwhen = 1\n",
@@ -151,7 +155,7 @@ fn claims_become_a_principal_like_authenticate_makes() {
     let p = principal_from_claims(
         &c,
         &json!({"iss": ISS, "sub": "s-1", "appid": "v1-app", "groups": ["g1"], "hasgroups": true,
-                "amr": ["pwd", "mfa"], "acrs": "c1", "xms_cc": "cp1", "scp": "read  write",
+                "amr": ["pwd", "mfa"], "acrs": ["c1"], "xms_cc": "cp1", "scp": "read  write",
                 "iat": 10, "auth_time": 5, "exp": 20, "tid": "ABC"}),
     )
     .unwrap();
@@ -164,4 +168,13 @@ fn claims_become_a_principal_like_authenticate_makes() {
     assert_eq!((p.iat, p.auth_time, p.exp), (Some(10), Some(5), 20));
     assert_eq!(p.tenant.as_deref(), Some("abc"));
     assert!(principal_from_claims(&c, &json!([])).is_err());
+    // Read by authenticate's own code: what the gateway refuses is refused here.
+    for bad in [
+        json!({"iss": ISS, "sub": "s-1", "exp": 20, "acrs": "c1"}),
+        json!({"iss": ISS, "sub": "s-1"}),
+        json!({"iss": "https://unknown.example/", "sub": "s-1", "exp": 20}),
+    ] {
+        let e = principal_from_claims(&c, &bad).expect_err("refused");
+        assert!(e.contains("the gateway would refuse"), "{e}");
+    }
 }

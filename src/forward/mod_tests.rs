@@ -1,145 +1,147 @@
+//! The forward step alone: a route match in the request, a stub upstream on 127.0.0.1:0
+//! recording what it received. No listener, no TLS, no earlier steps.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use arc_swap::ArcSwap;
+use http::header::HeaderMap;
+use tower::ServiceExt as _;
+
 use super::*;
+use crate::ops::metrics::Metrics;
+use crate::snapshot::Snapshot;
 
-fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in pairs {
-        h.append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
+/// What the stub upstream received.
+#[derive(Debug, Clone)]
+struct Received {
+    uri: String,
+    headers: HeaderMap,
+}
+
+/// A plain HTTP/1.1 upstream answering 200 and recording every request, until dropped.
+async fn upstream() -> (
+    SocketAddr,
+    Arc<Mutex<Vec<Received>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let record = seen.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    record.lock().expect("lock").push(Received {
+                        uri: req.uri().to_string(),
+                        headers: req.headers().clone(),
+                    });
+                    async { Ok::<_, Infallible>(Response::new(Body::full("up"))) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen, task)
+}
+
+fn route_match(upstream: &str) -> RouteMatch {
+    let text = format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+[state]
+source = "file"
+path = "state.json"
+[[routes]]
+name = "api"
+path_prefix = "/"
+upstream = "{upstream}"
+auth = "none"
+connect_timeout = "1s"
+request_timeout = "2s"
+"#
+    );
+    let config =
+        crate::config::parse_str(&text, Path::new("/tmp/forward-test.toml")).expect("valid config");
+    let snap = Snapshot::build(Arc::new(config), &Metrics::new(), None).expect("snapshot");
+    let shared = ArcSwap::from_pointee(snap);
+    RouteMatch {
+        snapshot: shared.load_full(),
+        index: 0,
     }
-    h
 }
 
-#[test]
-fn hop_by_hop_and_connection_named_headers_are_removed() {
-    let mut h = hm(&[
-        ("connection", "keep-alive, x-secret-hop"),
-        ("keep-alive", "timeout=5"),
-        ("x-secret-hop", "1"),
-        ("te", "trailers"),
-        ("transfer-encoding", "chunked"),
-        ("proxy-authorization", "Basic abc"),
-        ("upgrade", "h2c"),
-        ("x-keep", "yes"),
-    ]);
-    strip_hop_by_hop(&mut h, false);
-    assert_eq!(h.len(), 1, "{h:?}");
-    assert_eq!(h["x-keep"], "yes");
-}
-
-#[test]
-fn upgrade_survives_when_asked() {
-    let mut h = hm(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-    assert!(is_upgrade(&h));
-    strip_hop_by_hop(&mut h, true);
-    assert_eq!(h["upgrade"], "websocket");
-    assert_eq!(h["connection"], "upgrade");
-}
-
-fn facts(peer: &str, trusted: bool) -> ForwardFacts<'static> {
-    ForwardFacts {
-        peer: peer.parse().unwrap(),
-        peer_trusted: trusted,
-        host: Some("api.example:8443"),
-        forward_token: true,
-        principal: None,
-        decision_id: DecisionId::next(),
+fn request(path: &str, rm: Option<RouteMatch>) -> Request<Body> {
+    let mut req = Request::builder()
+        .uri(path)
+        .header("host", "gw.example")
+        .header("connection", "keep-alive, x-secret")
+        .header("x-secret", "hop-by-hop by name")
+        .header("x-accessgate-user", "forged")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .body(Body::empty())
+        .expect("request");
+    if let Some(rm) = rm {
+        req.extensions_mut().insert(rm);
     }
+    req.extensions_mut().insert(ConnInfo {
+        peer: "192.0.2.7:5000".parse().expect("peer"),
+        tls: true,
+    });
+    req.extensions_mut()
+        .insert(NormalizedPath("/v1/items".to_owned()));
+    req
 }
 
-#[test]
-fn spoofed_identity_and_forwarded_headers_are_replaced() {
-    let mut h = hm(&[
-        ("x-accessgate-user", "admin"),
-        ("X-AccessGate-Decision-Id", "forged"),
-        ("x-forwarded-for", "1.2.3.4"),
-        ("x-forwarded-host", "evil.example"),
-        ("x-forwarded-proto", "http"),
-        ("forwarded", "for=1.2.3.4"),
-        ("x-real-ip", "1.2.3.4"),
-        ("true-client-ip", "1.2.3.4"),
-    ]);
-    let f = facts("198.51.100.7", false);
-    prepare_headers(&mut h, &f);
-    assert!(h.get("x-accessgate-user").is_none());
-    assert_eq!(h["x-accessgate-decision-id"], f.decision_id.to_string());
-    assert_eq!(h["x-forwarded-for"], "198.51.100.7");
-    assert_eq!(h["x-forwarded-host"], "api.example:8443");
-    assert_eq!(h["x-forwarded-proto"], "https");
-    assert!(h.get("forwarded").is_none());
-    assert!(h.get("x-real-ip").is_none());
-    assert!(h.get("true-client-ip").is_none());
-}
-
-#[test]
-fn trusted_proxy_chain_is_appended() {
-    let mut h = hm(&[
-        ("x-forwarded-for", "203.0.113.1"),
-        ("x-forwarded-proto", "https"),
-    ]);
-    prepare_headers(&mut h, &facts("10.0.0.5", true));
-    assert_eq!(h["x-forwarded-for"], "203.0.113.1, 10.0.0.5");
-}
-
-#[test]
-fn identity_headers_come_from_the_principal() {
-    let p = Principal {
-        user: "u1".into(),
-        client_app: Some("app1".into()),
-        device: Some("dev1".into()),
-        ..Default::default()
-    };
-    let mut h = hm(&[("authorization", "Bearer x")]);
-    let mut f = facts("198.51.100.7", false);
-    f.principal = Some(&p);
-    f.forward_token = false;
-    prepare_headers(&mut h, &f);
-    assert_eq!(h["x-accessgate-user"], "u1");
-    assert_eq!(h["x-accessgate-app"], "app1");
-    assert_eq!(h["x-accessgate-device"], "dev1");
-    assert!(h.get("authorization").is_none());
-}
-
-#[test]
-fn upstream_uri_joins_base_path_and_query() {
-    let mut r = crate::route::tests_support::route("r", None, "/");
-    r.upstream.base_path = "/base".into();
-    let u = upstream_uri(&r, "/a/b", Some("x=1")).unwrap();
-    assert_eq!(u.to_string(), "http://127.0.0.1:1/base/a/b?x=1");
-}
-
-#[test]
-fn every_forwarded_for_line_is_kept_in_order() {
-    let h = hm(&[
-        ("x-forwarded-for", "6.6.6.6"),
-        ("x-forwarded-for", "7.7.7.7, 8.8.8.8"),
-    ]);
+#[tokio::test]
+async fn forwards_the_normalised_path_with_clean_headers() {
+    let (addr, seen, task) = upstream().await;
+    let rm = route_match(&format!("http://{addr}/base"));
+    let Ok(resp) = Forward.oneshot(request("/v1/./items?q=1", Some(rm))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.extensions().get::<UpstreamTiming>().is_some());
+    let got = seen.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
     assert_eq!(
-        forwarded_for(&h).as_deref(),
-        Some("6.6.6.6, 7.7.7.7, 8.8.8.8")
+        r.uri, "/base/v1/items?q=1",
+        "base path + normalised path + query"
     );
-    assert_eq!(forwarded_for(&HeaderMap::new()), None);
+    assert_eq!(
+        r.headers.get("host").map(|v| v.as_bytes()),
+        Some(&b"gw.example"[..])
+    );
+    for gone in ["x-secret", "proxy-authorization", "x-accessgate-user"] {
+        assert!(r.headers.get(gone).is_none(), "{gone} reached the upstream");
+    }
+    assert_eq!(
+        r.headers.get("x-forwarded-for").map(|v| v.as_bytes()),
+        Some(&b"192.0.2.7"[..]),
+        "an untrusted peer's chain is replaced"
+    );
+    assert!(r.headers.contains_key("x-accessgate-decision-id"));
+    task.abort();
 }
 
-#[test]
-fn only_websocket_upgrades_are_tunnelled() {
-    let ws = hm(&[("connection", "Upgrade"), ("upgrade", "WebSocket")]);
-    assert!(is_upgrade(&ws));
-    let h2c = hm(&[
-        ("connection", "Upgrade, HTTP2-Settings"),
-        ("upgrade", "h2c"),
-    ]);
-    assert!(!is_upgrade(&h2c));
-    let mut h = h2c.clone();
-    strip_hop_by_hop(&mut h, false);
-    assert!(
-        h.get("upgrade").is_none(),
-        "a refused upgrade is forwarded as a plain request"
-    );
-    let no_conn = hm(&[("upgrade", "websocket")]);
-    assert!(
-        !is_upgrade(&no_conn),
-        "Upgrade without Connection: upgrade is not an upgrade"
-    );
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502_and_no_route_match_a_404() {
+    // A port that was bound and released: connecting to it is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let rm = route_match(&format!("http://{closed}"));
+    let Ok(resp) = Forward.oneshot(request("/x", Some(rm))).await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let Ok(resp) = Forward.oneshot(request("/x", None)).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }

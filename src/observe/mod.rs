@@ -125,3 +125,7 @@ where
         })
     }
 }
+
+#[cfg(test)]
+#[path = "mod_tests.rs"]
+mod tests;

@@ -180,3 +180,137 @@ fn trailing_dot_host_is_the_same_name() {
         .unwrap();
     assert_eq!(request_host(&req).as_deref(), Some("api.corp.example"));
 }
+
+// ---------------------------------------------------------------------------------------
+// The route layer alone, with a stub inner service: it needs only the snapshot (routes and
+// trusted proxies) and the connection facts.
+
+mod layer {
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use arc_swap::ArcSwap;
+    use http::StatusCode;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::ops::metrics::Metrics;
+
+    const CONFIG: &str = r#"
+[listen]
+address = "127.0.0.1:0"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+trusted_proxies = ["10.0.0.0/8"]
+[state]
+source = "file"
+path = "state.json"
+[[routes]]
+name = "admin"
+path_prefix = "/admin"
+upstream = "http://127.0.0.1:9"
+auth = "none"
+[[routes]]
+name = "public"
+path_prefix = "/public"
+upstream = "http://127.0.0.1:9"
+auth = "none"
+"#;
+
+    /// What the inner step saw of one request.
+    #[derive(Debug, Default, Clone)]
+    struct Seen {
+        route: Option<String>,
+        client_ip: Option<IpAddr>,
+        normalized: Option<String>,
+    }
+
+    fn shared() -> SharedSnapshot {
+        let config = crate::config::parse_str(CONFIG, Path::new("/tmp/route-layer.toml"))
+            .expect("valid config");
+        let snap = Snapshot::build(Arc::new(config), &Metrics::new(), None).expect("snapshot");
+        Arc::new(ArcSwap::from_pointee(snap))
+    }
+
+    /// Run one request through the route layer; the inner step records what it saw.
+    async fn run(path: &str, peer: &str, xff: Option<&str>) -> (StatusCode, Option<Seen>) {
+        let seen: Arc<Mutex<Option<Seen>>> = Arc::default();
+        let record = seen.clone();
+        let inner = tower::service_fn(move |req: Request<Body>| {
+            let s = Seen {
+                route: req
+                    .extensions()
+                    .get::<RouteMatch>()
+                    .map(|m| m.route().config.name.clone()),
+                client_ip: req.extensions().get::<ClientIp>().map(|c| c.0),
+                normalized: req
+                    .extensions()
+                    .get::<NormalizedPath>()
+                    .map(|p| p.0.clone()),
+            };
+            *record.lock().expect("lock") = Some(s);
+            async { Ok::<_, Infallible>(Response::new(Body::empty())) }
+        });
+        let svc = RouteLayer::new(shared()).layer(inner);
+        let mut req = Request::builder().uri(path).header("host", "gw.example");
+        if let Some(x) = xff {
+            req = req.header("x-forwarded-for", x);
+        }
+        let mut req = req.body(Body::empty()).expect("request");
+        let peer: SocketAddr = peer.parse().expect("peer");
+        req.extensions_mut().insert(ConnInfo { peer, tls: true });
+        let Ok(resp) = svc.oneshot(req).await;
+        let status = resp.status();
+        let got = seen.lock().expect("lock").clone();
+        (status, got)
+    }
+
+    #[tokio::test]
+    async fn the_route_is_chosen_on_the_normalised_path() {
+        let (status, seen) = run("/public/../admin/x", "192.0.2.1:5000", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let seen = seen.expect("inner called");
+        assert_eq!(seen.route.as_deref(), Some("admin"));
+        assert_eq!(seen.normalized.as_deref(), Some("/admin/x"));
+        assert_eq!(seen.client_ip, Some("192.0.2.1".parse().expect("ip")));
+        // Already normal: no NormalizedPath (the request's own path is used).
+        let (_, seen) = run("/public/a", "192.0.2.1:5000", None).await;
+        assert_eq!(seen.expect("inner called").normalized, None);
+    }
+
+    #[tokio::test]
+    async fn no_route_and_bad_paths_never_reach_the_inner_step() {
+        for (path, status) in [
+            ("/other", StatusCode::NOT_FOUND),
+            ("/public%5c..%5cadmin", StatusCode::BAD_REQUEST),
+            ("/public/..;/admin", StatusCode::BAD_REQUEST),
+            ("/public/%zz", StatusCode::BAD_REQUEST),
+        ] {
+            let (got, seen) = run(path, "192.0.2.1:5000", None).await;
+            assert_eq!(got, status, "{path}");
+            assert!(seen.is_none(), "{path}: inner step called");
+        }
+    }
+
+    #[tokio::test]
+    async fn forwarded_for_counts_only_from_a_trusted_peer() {
+        let (_, seen) = run("/public", "10.1.2.3:5000", Some("203.0.113.9")).await;
+        assert_eq!(
+            seen.expect("inner called").client_ip,
+            Some("203.0.113.9".parse().expect("ip"))
+        );
+        let (_, seen) = run("/public", "192.0.2.1:5000", Some("203.0.113.9")).await;
+        assert_eq!(
+            seen.expect("inner called").client_ip,
+            Some("192.0.2.1".parse().expect("ip")),
+            "an untrusted peer's X-Forwarded-For is ignored"
+        );
+        let (status, seen) = run("/public", "10.1.2.3:5000", Some("unknown")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            seen.is_none(),
+            "a trusted proxy's garbage is refused, not guessed"
+        );
+    }
+}
