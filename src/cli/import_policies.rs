@@ -177,9 +177,11 @@ pub fn resource_pairs(
     Ok(out)
 }
 
-/// Every item of every page, in order. A set of pages in which every page still has an
-/// `@odata.nextLink` is missing its last page: importing it would drop policies, so it is
-/// an error. An id seen twice (the same page saved twice) is one too.
+/// Every item of every page, in order. Of a paged response every page but the last
+/// carries an `@odata.nextLink`: a set without such a last page is missing it, and a set
+/// with two is two lists mixed up; both would import something other than the tenant's
+/// policies, so both are errors. (A missing *first* page cannot be told from the files:
+/// `--from-graph` reads the list itself.)
 pub fn read_pages(paths: &[PathBuf]) -> Result<Vec<serde_json::Value>, String> {
     let mut items = Vec::new();
     let mut last_pages = 0;
@@ -190,6 +192,11 @@ pub fn read_pages(paths: &[PathBuf]) -> Result<Vec<serde_json::Value>, String> {
             last_pages += 1;
         }
         items.extend(page.items);
+    }
+    if last_pages > 1 {
+        return Err(format!(
+            "{last_pages} of the files are the last page of a list (no @odata.nextLink): pass the pages of one list"
+        ));
     }
     if last_pages == 0 && !paths.is_empty() {
         return Err(format!(

@@ -380,11 +380,31 @@ fn cli_reads_pages_and_refuses_an_incomplete_list() {
     );
     assert_eq!(text(&paged.stdout), text(&single.stdout));
 
-    let twice = accessgate(&import_args(
+    let two_lists = accessgate(&import_args(
         gw,
         &[
             "--from-json",
             p2,
+            "--from-json",
+            whole.to_str().unwrap(),
+            "--named-locations",
+            locs,
+        ],
+    ));
+    assert_eq!(two_lists.status.code(), Some(1));
+    assert!(
+        text(&two_lists.stderr).contains("pass the pages of one list"),
+        "{}",
+        text(&two_lists.stderr)
+    );
+
+    let twice = accessgate(&import_args(
+        gw,
+        &[
+            "--from-json",
+            p1,
+            "--from-json",
+            p1,
             "--from-json",
             p2,
             "--named-locations",
