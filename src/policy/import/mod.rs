@@ -5,7 +5,9 @@
 //!
 //! - [`entra`]: Graph's `conditionalAccessPolicy` and `namedLocation` JSON, tolerant of
 //!   values and properties Graph adds later.
-//! - [`map`]: one Entra policy -> one accessgate policy, or the reasons it cannot be one.
+//! - [`map`]: one Entra policy -> one accessgate policy, or the reasons it cannot be one;
+//!   it hands `users` / `applications` to `targets`, `locations` to `locations`, and
+//!   `grantControls` / `sessionControls` to `controls`.
 //! - [`emit`]: the TOML text, with the Entra id and name above each policy.
 //!
 //! The rule that shapes every decision here: an imported policy is never weaker than
