@@ -86,6 +86,8 @@ enum Command {
     /// The state connector alone: read `[state]`, publish each good round to `[publish]`
     /// (a state.json replaced atomically, or Redis for a fleet; docs/fleet.md).
     Sync,
+    /// Entra Conditional Access policies (Graph JSON) as `[[policies]]` TOML for review.
+    ImportPolicies(Box<accessgate::cli::import_policies::Args>),
     /// Exit 0 when the admin /readyz answers ready (container health checks).
     Healthcheck {
         /// Admin address to probe (default: `[admin] address` of the config).
@@ -126,5 +128,6 @@ fn main() -> ExitCode {
         }
         Command::Healthcheck { address } => commands::healthcheck(&cli.config, address),
         Command::Sync => commands::sync(&cli.config),
+        Command::ImportPolicies(args) => accessgate::cli::import_policies::run(&cli.config, &args),
     }
 }

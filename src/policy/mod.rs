@@ -20,6 +20,7 @@ pub mod controls;
 pub mod decision;
 pub mod eval;
 pub mod fasthash;
+pub mod import;
 pub mod state;
 pub mod state_batch;
 pub mod state_load;

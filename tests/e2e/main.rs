@@ -13,6 +13,8 @@
 //! - `graph_double_selftest`: the Microsoft Graph double (`tests/graph_double/`) checks itself.
 //! - `graph_e2e`: `[state] source = "graph"` against that double, through the gateway.
 //! - `hardening`: issue 14's findings and the identity assertion the upstream verifies.
+//! - `import_policies`: `accessgate import-policies` from Entra JSON files and from a
+//!   Conditional Access double (`import_policies/ca_double.rs`).
 
 mod support;
 
@@ -36,6 +38,7 @@ mod fleet_sync;
 mod graph_double_selftest;
 mod graph_e2e;
 mod hardening;
+mod import_policies;
 mod layout;
 mod observe_phases;
 mod ops;
