@@ -128,6 +128,7 @@ pub struct RouteFile {
     pub forward_token: Option<Spanned<bool>>,
     pub connect_timeout: Option<Str>,
     pub request_timeout: Option<Str>,
+    pub upstream_max_connections: Option<Spanned<i64>>,
 }
 
 /// `[[policies]]`.

@@ -263,6 +263,9 @@ pub struct RouteConfig {
     pub connect_timeout: Duration,
     /// default 30s.
     pub request_timeout: Duration,
+    /// Most TCP connections open to the upstream at once (pooled and in use); default 256.
+    /// Bounds what a client that opens and cancels requests can make the gateway open.
+    pub upstream_max_connections: usize,
 }
 
 /// `mode` of a policy.

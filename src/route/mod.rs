@@ -193,6 +193,7 @@ pub(crate) mod tests_support {
             forward_token: true,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
+            upstream_max_connections: 256,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{Config, RouteConfig};
 use crate::ops::metrics::{Metrics, RouteMetrics};
 use crate::policy::PolicySet;
 
+pub mod capped;
 pub mod router;
 pub mod upstream;
 

@@ -11,5 +11,7 @@
 pub mod conn;
 pub mod early;
 pub mod h1_guard;
+pub mod limits;
+pub mod preface;
 pub mod server;
 pub mod tls;

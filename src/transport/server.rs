@@ -4,7 +4,10 @@
 //! kernel backlog rather than being accepted and starved). Each connection does its TLS
 //! handshake under `handshake_timeout`, then is served by hyper-util's auto builder
 //! (HTTP/1.1 and HTTP/2 on one port, upgrades allowed). A per-connection watchdog enforces
-//! `header_read_timeout` (an HTTP/1.1 head that started must complete in time) and
+//! `header_read_timeout` (the first request must start, and an HTTP/1.1 head that started
+//! must complete, in time; an `h2` connection must open with the preface, see
+//! [`crate::transport::preface`]), the cancelled-stream budget and, near
+//! `max_connections`, the early close of idle connections ([`crate::transport::limits`]), and
 //! `idle_timeout` (no request in flight and no bytes moving), so that a keep-alive
 //! connection waiting for its next request is governed by the idle timeout, not the header
 //! timeout.
@@ -37,6 +40,8 @@ use crate::ops::metrics::Metrics;
 use crate::transport::conn::ConnInfo;
 use crate::transport::early::EarlyRefusal;
 use crate::transport::h1_guard::H1Guard;
+use crate::transport::limits::{CancelBudget, CancelGuard, Pressure};
+use crate::transport::preface::{Rewind, expect_preface};
 
 /// Connection limits and timeouts, fixed for the listener's life (a reload that changes
 /// them is refused with a message that it needs a restart; see `crate::gateway`).
@@ -86,6 +91,9 @@ pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(1024 * 1024)
         .initial_connection_window_size(4 * 1024 * 1024)
         .max_pending_accept_reset_streams(Some(64))
+        // Streams we reset for the client's errors; resets the client sends over time are
+        // budgeted by the watchdog (see `crate::transport::limits`).
+        .max_local_error_reset_streams(Some(64))
         .keep_alive_interval(Some(s.idle_timeout / 2))
         .keep_alive_timeout(Duration::from_secs(20));
     b
@@ -109,6 +117,8 @@ struct ConnActivity {
     /// The h1 guard stopped following the stream (upgrade, or input it cannot follow):
     /// the connection closes after the current response, so nothing unchecked follows.
     guard_stopped: AtomicBool,
+    /// Requests dropped before they answered (the client reset the stream or left).
+    cancelled: Arc<AtomicU32>,
 }
 
 /// IO wrapper that, on HTTP/1.1 connections, follows the request stream with the
@@ -190,24 +200,38 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 enum Expired {
     /// An HTTP/1.1 request head did not complete within `header_read_timeout`: drop.
     HeaderTimeout,
-    /// No request in flight and none started for `idle_timeout`: close politely.
+    /// No request in flight and none started for `idle_timeout` (or, near
+    /// `max_connections`, for the shorter of the two timeouts): close politely.
     Idle,
+    /// More cancelled streams than the budget allows: drop.
+    TooManyCancelled,
 }
 
 /// Idleness is judged by requests, not bytes: HTTP/2 PINGs (ours or the client's) keep
 /// the socket busy without the connection doing any work.
-async fn watchdog(activity: Arc<ConnActivity>, header: Duration, idle: Duration) -> Expired {
+/// The first request must start within `header` of the handshake: a connection that
+/// never sends one does not hold its slot for the idle timeout.
+async fn watchdog(
+    activity: Arc<ConnActivity>,
+    header: Duration,
+    idle: Duration,
+    pressure: Pressure,
+) -> Expired {
     // Check at a quarter of the shorter timeout (at most once a second): the timeouts are
     // enforced to within that granularity, at the cost of one timer per connection.
     let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut last_dispatched = activity.dispatched.load(Ordering::Relaxed);
     let mut idle_for = Duration::ZERO;
     let mut head_for = Duration::ZERO;
+    let mut budget = CancelBudget::default();
     loop {
         tokio::time::sleep(tick).await;
         let dispatched = activity.dispatched.load(Ordering::Relaxed);
         let in_flight = activity.in_flight.load(Ordering::Relaxed);
-        let head_pending = activity.head_pending.load(Ordering::Relaxed);
+        let head_pending = activity.head_pending.load(Ordering::Relaxed) || dispatched == 0;
+        if budget.exceeded(activity.cancelled.load(Ordering::Relaxed), tick) {
+            return Expired::TooManyCancelled;
+        }
         if dispatched != last_dispatched || in_flight > 0 || head_pending {
             idle_for = Duration::ZERO;
         } else {
@@ -225,7 +249,7 @@ async fn watchdog(activity: Arc<ConnActivity>, header: Duration, idle: Duration)
         } else {
             head_for = Duration::ZERO;
         }
-        if idle_for >= idle {
+        if idle_for >= idle || (idle_for >= header.min(idle) && pressure.high()) {
             return Expired::Idle;
         }
     }
@@ -305,6 +329,9 @@ struct ConnService<S> {
     activity: Arc<ConnActivity>,
     slot: Arc<ConnSlot>,
     kill: watch::Receiver<bool>,
+    /// HTTP/2: streams can be reset while the connection lives on.
+    h2: bool,
+    cancelled_total: prometheus::IntCounter,
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for ConnService<S>
@@ -358,6 +385,11 @@ where
             guard: Some(guard),
             upgrade,
             refused,
+            deferred: self.h2,
+            cancel: CancelGuard::new(
+                self.activity.cancelled.clone(),
+                self.cancelled_total.clone(),
+            ),
         }
     }
 }
@@ -370,6 +402,10 @@ enum ConnFuture<F> {
         upgrade: bool,
         /// The h1 guard refused the request: the connection ends after the answer.
         refused: bool,
+        /// Not polled yet: hyper checks for a RST_STREAM after our first `Pending`, so a
+        /// stream reset together with its HEADERS is dropped before any upstream connect.
+        deferred: bool,
+        cancel: CancelGuard,
     },
 }
 
@@ -382,7 +418,14 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for 
                 guard,
                 upgrade,
                 refused,
+                deferred,
+                cancel,
             } => {
+                if *deferred {
+                    *deferred = false;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 let Ok(mut resp) = std::task::ready!(Pin::new(fut).poll(cx));
                 let stopped = guard
                     .as_ref()
@@ -399,6 +442,7 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for 
                         http::HeaderValue::from_static("close"),
                     );
                 }
+                cancel.answered();
                 let guard = guard.take();
                 Poll::Ready(Ok(resp.map(|inner| ConnBody {
                     inner,
@@ -437,6 +481,8 @@ pub async fn run<S>(
     S::Future: Send + Unpin + 'static,
 {
     let builder = Arc::new(http_builder(&settings));
+    let pressure = Pressure::new(metrics.open_connections.clone(), settings.max_connections);
+    let cancelled_total = metrics.requests_total.with_label_values(&["", "cancelled"]);
     let settings = Arc::new(settings);
     loop {
         if *shutdown.drain.borrow() {
@@ -474,8 +520,16 @@ pub async fn run<S>(
         let stack = stack.clone();
         let shutdown = shutdown.clone();
         let hs_failures = metrics.tls_handshake_failures_total.clone();
+        let pressure = pressure.clone();
+        let cancelled_total = cancelled_total.clone();
         tokio::spawn(async move {
-            let accepted = Accepted { stream, peer, slot };
+            let accepted = Accepted {
+                stream,
+                peer,
+                slot,
+                pressure,
+                cancelled_total,
+            };
             serve_connection(
                 accepted,
                 tls,
@@ -495,6 +549,8 @@ struct Accepted {
     stream: TcpStream,
     peer: SocketAddr,
     slot: Arc<ConnSlot>,
+    pressure: Pressure,
+    cancelled_total: prometheus::IntCounter,
 }
 
 async fn serve_connection<S>(
@@ -513,10 +569,16 @@ async fn serve_connection<S>(
         + 'static,
     S::Future: Send + Unpin + 'static,
 {
-    let Accepted { stream, peer, slot } = accepted;
+    let Accepted {
+        stream,
+        peer,
+        slot,
+        pressure,
+        cancelled_total,
+    } = accepted;
     let _ = stream.set_nodelay(true);
     let acceptor = TlsAcceptor::from(tls);
-    let tls_stream = tokio::select! {
+    let mut tls_stream = tokio::select! {
         r = tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream)) => match r {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -533,9 +595,19 @@ async fn serve_connection<S>(
         _ = shutdown.kill.changed() => return,
     };
     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    if h2 {
+        let checked = tokio::select! {
+            r = expect_preface(&mut tls_stream, settings.header_read_timeout) => r,
+            _ = shutdown.kill.changed() => return,
+        };
+        if let Err(e) = checked {
+            tracing::debug!(%peer, error = ?e, "no HTTP/2 preface; closing");
+            return;
+        }
+    }
     let activity = Arc::new(ConnActivity::default());
     let io = TokioIo::new(Tracked {
-        inner: tls_stream,
+        inner: Rewind::new(tls_stream, h2),
         activity: activity.clone(),
         guard: (!h2).then(|| H1Guard::new(settings.max_header_bytes)),
     });
@@ -550,6 +622,8 @@ async fn serve_connection<S>(
         activity: activity.clone(),
         slot,
         kill: shutdown.kill.clone(),
+        h2,
+        cancelled_total,
     };
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
@@ -557,6 +631,7 @@ async fn serve_connection<S>(
         activity,
         settings.header_read_timeout,
         settings.idle_timeout,
+        pressure,
     );
     tokio::pin!(dog);
     let mut closing = false;
@@ -575,6 +650,10 @@ async fn serve_connection<S>(
             why = &mut dog, if !closing => match why {
                 Expired::HeaderTimeout => {
                     tracing::debug!(%peer, "request head not received in time; closing");
+                    return;
+                }
+                Expired::TooManyCancelled => {
+                    tracing::debug!(%peer, "too many cancelled requests; closing");
                     return;
                 }
                 Expired::Idle => {

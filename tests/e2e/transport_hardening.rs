@@ -152,9 +152,9 @@ async fn connections_per_upstream_are_capped() {
     for i in 0..4 {
         let c = client.clone();
         let url = gw.url(&format!("/cap/{i}"));
-        tasks.push(tokio::spawn(
-            async move { send(&c, get(&url, &[])).await.0.status },
-        ));
+        tasks.push(tokio::spawn(async move {
+            send(&c, get(&url, &[])).await.0.status
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), http::StatusCode::OK);
@@ -170,9 +170,7 @@ async fn connections_per_upstream_are_capped() {
 #[tokio::test]
 async fn silent_tls_connection_is_closed_after_header_read_timeout() {
     let up = Upstream::start().await;
-    let toml = PlainConfig::new()
-        .listen("idle_timeout", "\"60s\"")
-        .toml();
+    let toml = PlainConfig::new().listen("idle_timeout", "\"60s\"").toml();
     let mut gw = TestGateway::start(&toml, &up.url()).await; // header_read_timeout 1s
     let mut io = raw_tls(gw.addr, &gw.ca()).await;
     let (_, eof) = read_until_close(&mut io, Duration::from_secs(15)).await;
@@ -183,18 +181,23 @@ async fn silent_tls_connection_is_closed_after_header_read_timeout() {
 #[tokio::test]
 async fn h2_connection_without_a_request_is_closed_after_header_read_timeout() {
     let up = Upstream::start().await;
-    let toml = PlainConfig::new()
-        .listen("idle_timeout", "\"60s\"")
-        .toml();
+    let toml = PlainConfig::new().listen("idle_timeout", "\"60s\"").toml();
     let mut gw = TestGateway::start(&toml, &up.url()).await;
     let mut io = h2_tls(&gw).await;
     // Preface, empty SETTINGS, then a HEADERS frame without END_HEADERS that never ends.
-    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     io.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
-    io.write_all(&[0, 0, 1, 1, 0, 0, 0, 0, 1, 0x82]).await.unwrap();
+    io.write_all(&[0, 0, 1, 1, 0, 0, 0, 0, 1, 0x82])
+        .await
+        .unwrap();
     io.flush().await.unwrap();
     let (_, eof) = read_until_close(&mut io, Duration::from_secs(15)).await;
-    assert!(eof, "an h2 connection with an unfinished header block kept its slot");
+    assert!(
+        eof,
+        "an h2 connection with an unfinished header block kept its slot"
+    );
     assert_eq!(up.count(), 0);
     gw.shutdown().await;
 }
@@ -246,7 +249,9 @@ async fn invalid_h2_preface_gets_goaway_protocol_error() {
     let mut goaway = None;
     let mut at = 0;
     while at + 9 <= bytes.len() {
-        let len = usize::from(bytes[at]) << 16 | usize::from(bytes[at + 1]) << 8 | usize::from(bytes[at + 2]);
+        let len = usize::from(bytes[at]) << 16
+            | usize::from(bytes[at + 1]) << 8
+            | usize::from(bytes[at + 2]);
         let end = at + 9 + len;
         if end > bytes.len() {
             break;

@@ -135,6 +135,14 @@ fn route(ctx: &mut Ctx<'_>, table: &Spanned<RouteFile>, key: &str) -> RouteConfi
             Duration::from_secs(30),
             Zero::Refused,
         ),
+        upstream_max_connections: usize::try_from(ctx.int(
+            f.upstream_max_connections.as_ref(),
+            &k("upstream_max_connections"),
+            256,
+            1,
+            65_535,
+        ))
+        .unwrap_or(256),
     }
 }
 
