@@ -18,7 +18,8 @@ use crate::config::ChallengeStyle;
 use crate::ids::DecisionId;
 
 /// Decision label for metrics and logs. Closed set: `as_str` values are the only label
-/// values `accessgate_requests_total{decision}` ever has.
+/// values `accessgate_requests_total{decision}` has, besides the transport's `cancelled`
+/// (a request dropped before it answered, see `crate::transport::limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Allow,

@@ -146,6 +146,7 @@ pub struct RouteFile {
     pub connect_timeout: Option<Str>,
     pub request_timeout: Option<Str>,
     pub assertion: Option<Spanned<bool>>,
+    pub upstream_max_connections: Option<Spanned<i64>>,
 }
 
 /// `[[policies]]`.

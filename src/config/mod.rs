@@ -311,6 +311,9 @@ pub struct RouteConfig {
     pub request_timeout: Duration,
     /// Send the upstream a signed `x-accessgate-assertion` (needs `[assertion]`).
     pub assertion: bool,
+    /// Most TCP connections open to the upstream at once (pooled and in use); default 256.
+    /// Bounds what a client that opens and cancels requests can make the gateway open.
+    pub upstream_max_connections: usize,
 }
 
 /// `[assertion]`: who signs the identity assertion, with which keys, for how long.

@@ -216,6 +216,7 @@ pub(crate) mod tests_support {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
             assertion: false,
+            upstream_max_connections: 256,
         }
     }
 }

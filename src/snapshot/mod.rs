@@ -16,6 +16,7 @@ use crate::ops::metrics::{Metrics, RouteMetrics};
 use crate::policy::PolicySet;
 
 pub mod assertion;
+pub mod capped;
 pub mod router;
 pub mod upstream;
 

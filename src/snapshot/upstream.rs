@@ -9,9 +9,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::Body;
 use crate::config::RouteConfig;
+use crate::snapshot::capped::CappedConnector;
 
 /// The pooled HTTP/1.1 client used for one route's upstream.
-pub type UpstreamClient = Client<HttpConnector, Body>;
+pub type UpstreamClient = Client<CappedConnector, Body>;
 
 /// How long an idle pooled upstream connection is kept. Below common upstream keep-alive
 /// timeouts (nginx 75s, Node 5s is the outlier) to avoid racing the upstream's close.
@@ -28,5 +29,9 @@ pub fn client_for(route: &RouteConfig) -> UpstreamClient {
         .pool_max_idle_per_host(256)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(connector)
+        .build(CappedConnector::new(
+            connector,
+            route.upstream_max_connections,
+            route.connect_timeout,
+        ))
 }

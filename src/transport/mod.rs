@@ -8,8 +8,11 @@
 //! - [`early`]: the first step inside `observe`, answering the h1 guard's refusals so
 //!   they are counted and logged like every other answer.
 
+mod activity;
 pub mod conn;
 pub mod early;
 pub mod h1_guard;
+pub mod limits;
+pub mod preface;
 pub mod server;
 pub mod tls;

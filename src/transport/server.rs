@@ -4,18 +4,20 @@
 //! kernel backlog rather than being accepted and starved). Each connection does its TLS
 //! handshake under `handshake_timeout`, then is served by hyper-util's auto builder
 //! (HTTP/1.1 and HTTP/2 on one port, upgrades allowed). A per-connection watchdog enforces
-//! `header_read_timeout` (an HTTP/1.1 head that started must complete in time) and
+//! `header_read_timeout` (the first request must start, and an HTTP/1.1 head that started
+//! must complete, in time; an `h2` connection must open with the preface, see
+//! [`crate::transport::preface`]), the cancelled-stream budget and, near
+//! `max_connections`, the early close of idle connections ([`crate::transport::limits`]), and
 //! `idle_timeout` (no request in flight and no bytes moving), so that a keep-alive
 //! connection waiting for its next request is governed by the idle timeout, not the header
 //! timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,7 +27,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -34,9 +35,12 @@ use tower::{Service, ServiceExt};
 use crate::body::Body;
 use crate::config::ListenConfig;
 use crate::ops::metrics::Metrics;
+use crate::transport::activity::{ConnActivity, Tracked};
 use crate::transport::conn::ConnInfo;
 use crate::transport::early::EarlyRefusal;
 use crate::transport::h1_guard::H1Guard;
+use crate::transport::limits::{CancelBudget, CancelGuard, Pressure};
+use crate::transport::preface::{Rewind, expect_preface};
 
 /// Connection limits and timeouts, fixed for the listener's life (a reload that changes
 /// them is refused with a message that it needs a restart; see `crate::gateway`).
@@ -86,103 +90,12 @@ pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(1024 * 1024)
         .initial_connection_window_size(4 * 1024 * 1024)
         .max_pending_accept_reset_streams(Some(64))
+        // Streams we reset for the client's errors; resets the client sends over time are
+        // budgeted by the watchdog (see `crate::transport::limits`).
+        .max_local_error_reset_streams(Some(64))
         .keep_alive_interval(Some(s.idle_timeout / 2))
         .keep_alive_timeout(Duration::from_secs(20));
     b
-}
-
-/// Per-connection state shared by the IO wrapper, the service and the watchdog.
-#[derive(Debug, Default)]
-struct ConnActivity {
-    /// Requests dispatched so far (the watchdog's idle clock resets when it moves).
-    dispatched: AtomicU64,
-    /// Requests whose response body has not finished (or been dropped) yet.
-    in_flight: AtomicU32,
-    /// An HTTP/1.1 request head has started and not ended (from the h1 guard).
-    head_pending: AtomicBool,
-    /// An HTTP/1.1 request head carried both Content-Length and Transfer-Encoding.
-    smuggling: AtomicBool,
-    /// An HTTP/1.1 request head exceeded `max_header_bytes`.
-    head_too_large: AtomicBool,
-    /// An HTTP/1.1 request used a transfer coding other than plain `chunked`.
-    unsupported_coding: AtomicBool,
-    /// The h1 guard stopped following the stream (upgrade, or input it cannot follow):
-    /// the connection closes after the current response, so nothing unchecked follows.
-    guard_stopped: AtomicBool,
-}
-
-/// IO wrapper that, on HTTP/1.1 connections, follows the request stream with the
-/// [`H1Guard`] and publishes what it sees for the service and the watchdog.
-struct Tracked<T> {
-    inner: T,
-    activity: Arc<ConnActivity>,
-    guard: Option<H1Guard>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let this = &mut *self;
-        if let Some(g) = this.guard.as_mut()
-            && buf.filled().len() > before
-        {
-            g.feed(&buf.filled()[before..]);
-            let a = &this.activity;
-            a.head_pending.store(g.in_head(), Ordering::Relaxed);
-            if g.conflict() {
-                a.smuggling.store(true, Ordering::Relaxed);
-            }
-            if g.too_large() {
-                a.head_too_large.store(true, Ordering::Relaxed);
-            }
-            if g.unsupported_coding() {
-                a.unsupported_coding.store(true, Ordering::Relaxed);
-            }
-            if g.stopped() {
-                // A head the guard gave up on mid-way is still unfinished: keep the header
-                // timer running until hyper dispatches (or refuses) it.
-                a.head_pending.store(g.stopped_in_head(), Ordering::Relaxed);
-                a.guard_stopped.store(true, Ordering::Relaxed);
-                this.guard = None;
-            }
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 /// Why the watchdog ended a connection.
@@ -190,24 +103,38 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 enum Expired {
     /// An HTTP/1.1 request head did not complete within `header_read_timeout`: drop.
     HeaderTimeout,
-    /// No request in flight and none started for `idle_timeout`: close politely.
+    /// No request in flight and none started for `idle_timeout` (or, near
+    /// `max_connections`, for the shorter of the two timeouts): close politely.
     Idle,
+    /// More cancelled streams than the budget allows: drop.
+    TooManyCancelled,
 }
 
 /// Idleness is judged by requests, not bytes: HTTP/2 PINGs (ours or the client's) keep
 /// the socket busy without the connection doing any work.
-async fn watchdog(activity: Arc<ConnActivity>, header: Duration, idle: Duration) -> Expired {
+/// The first request must start within `header` of the handshake: a connection that
+/// never sends one does not hold its slot for the idle timeout.
+async fn watchdog(
+    activity: Arc<ConnActivity>,
+    header: Duration,
+    idle: Duration,
+    pressure: Pressure,
+) -> Expired {
     // Check at a quarter of the shorter timeout (at most once a second): the timeouts are
     // enforced to within that granularity, at the cost of one timer per connection.
     let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut last_dispatched = activity.dispatched.load(Ordering::Relaxed);
     let mut idle_for = Duration::ZERO;
     let mut head_for = Duration::ZERO;
+    let mut budget = CancelBudget::default();
     loop {
         tokio::time::sleep(tick).await;
         let dispatched = activity.dispatched.load(Ordering::Relaxed);
         let in_flight = activity.in_flight.load(Ordering::Relaxed);
-        let head_pending = activity.head_pending.load(Ordering::Relaxed);
+        let head_pending = activity.head_pending.load(Ordering::Relaxed) || dispatched == 0;
+        if budget.exceeded(activity.cancelled.load(Ordering::Relaxed), tick) {
+            return Expired::TooManyCancelled;
+        }
         if dispatched != last_dispatched || in_flight > 0 || head_pending {
             idle_for = Duration::ZERO;
         } else {
@@ -225,7 +152,7 @@ async fn watchdog(activity: Arc<ConnActivity>, header: Duration, idle: Duration)
         } else {
             head_for = Duration::ZERO;
         }
-        if idle_for >= idle {
+        if idle_for >= idle || (idle_for >= header.min(idle) && pressure.high()) {
             return Expired::Idle;
         }
     }
@@ -305,6 +232,9 @@ struct ConnService<S> {
     activity: Arc<ConnActivity>,
     slot: Arc<ConnSlot>,
     kill: watch::Receiver<bool>,
+    /// HTTP/2: streams can be reset while the connection lives on.
+    h2: bool,
+    cancelled_total: prometheus::IntCounter,
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for ConnService<S>
@@ -358,6 +288,11 @@ where
             guard: Some(guard),
             upgrade,
             refused,
+            deferred: self.h2,
+            cancel: CancelGuard::new(
+                self.activity.cancelled.clone(),
+                self.cancelled_total.clone(),
+            ),
         }
     }
 }
@@ -370,6 +305,10 @@ enum ConnFuture<F> {
         upgrade: bool,
         /// The h1 guard refused the request: the connection ends after the answer.
         refused: bool,
+        /// Not polled yet: hyper checks for a RST_STREAM after our first `Pending`, so a
+        /// stream reset together with its HEADERS is dropped before any upstream connect.
+        deferred: bool,
+        cancel: CancelGuard,
     },
 }
 
@@ -382,7 +321,14 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for 
                 guard,
                 upgrade,
                 refused,
+                deferred,
+                cancel,
             } => {
+                if *deferred {
+                    *deferred = false;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 let Ok(mut resp) = std::task::ready!(Pin::new(fut).poll(cx));
                 let stopped = guard
                     .as_ref()
@@ -399,6 +345,7 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for 
                         http::HeaderValue::from_static("close"),
                     );
                 }
+                cancel.answered();
                 let guard = guard.take();
                 Poll::Ready(Ok(resp.map(|inner| ConnBody {
                     inner,
@@ -437,6 +384,8 @@ pub async fn run<S>(
     S::Future: Send + Unpin + 'static,
 {
     let builder = Arc::new(http_builder(&settings));
+    let pressure = Pressure::new(metrics.open_connections.clone(), settings.max_connections);
+    let cancelled_total = metrics.requests_total.with_label_values(&["", "cancelled"]);
     let settings = Arc::new(settings);
     loop {
         if *shutdown.drain.borrow() {
@@ -474,8 +423,16 @@ pub async fn run<S>(
         let stack = stack.clone();
         let shutdown = shutdown.clone();
         let hs_failures = metrics.tls_handshake_failures_total.clone();
+        let pressure = pressure.clone();
+        let cancelled_total = cancelled_total.clone();
         tokio::spawn(async move {
-            let accepted = Accepted { stream, peer, slot };
+            let accepted = Accepted {
+                stream,
+                peer,
+                slot,
+                pressure,
+                cancelled_total,
+            };
             serve_connection(
                 accepted,
                 tls,
@@ -495,6 +452,8 @@ struct Accepted {
     stream: TcpStream,
     peer: SocketAddr,
     slot: Arc<ConnSlot>,
+    pressure: Pressure,
+    cancelled_total: prometheus::IntCounter,
 }
 
 async fn serve_connection<S>(
@@ -513,10 +472,16 @@ async fn serve_connection<S>(
         + 'static,
     S::Future: Send + Unpin + 'static,
 {
-    let Accepted { stream, peer, slot } = accepted;
+    let Accepted {
+        stream,
+        peer,
+        slot,
+        pressure,
+        cancelled_total,
+    } = accepted;
     let _ = stream.set_nodelay(true);
     let acceptor = TlsAcceptor::from(tls);
-    let tls_stream = tokio::select! {
+    let mut tls_stream = tokio::select! {
         r = tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream)) => match r {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -533,9 +498,19 @@ async fn serve_connection<S>(
         _ = shutdown.kill.changed() => return,
     };
     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    if h2 {
+        let checked = tokio::select! {
+            r = expect_preface(&mut tls_stream, settings.header_read_timeout) => r,
+            _ = shutdown.kill.changed() => return,
+        };
+        if let Err(e) = checked {
+            tracing::debug!(%peer, error = ?e, "no HTTP/2 preface; closing");
+            return;
+        }
+    }
     let activity = Arc::new(ConnActivity::default());
     let io = TokioIo::new(Tracked {
-        inner: tls_stream,
+        inner: Rewind::new(tls_stream, h2),
         activity: activity.clone(),
         guard: (!h2).then(|| H1Guard::new(settings.max_header_bytes)),
     });
@@ -550,6 +525,8 @@ async fn serve_connection<S>(
         activity: activity.clone(),
         slot,
         kill: shutdown.kill.clone(),
+        h2,
+        cancelled_total,
     };
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
@@ -557,6 +534,7 @@ async fn serve_connection<S>(
         activity,
         settings.header_read_timeout,
         settings.idle_timeout,
+        pressure,
     );
     tokio::pin!(dog);
     let mut closing = false;
@@ -575,6 +553,10 @@ async fn serve_connection<S>(
             why = &mut dog, if !closing => match why {
                 Expired::HeaderTimeout => {
                     tracing::debug!(%peer, "request head not received in time; closing");
+                    return;
+                }
+                Expired::TooManyCancelled => {
+                    tracing::debug!(%peer, "too many cancelled requests; closing");
                     return;
                 }
                 Expired::Idle => {

@@ -49,4 +49,5 @@ mod proxy_forwarding;
 mod proxy_ops;
 mod proxy_smoke;
 mod robustness;
+mod transport_hardening;
 mod transport_refusals;

@@ -130,6 +130,7 @@ fn defaults_are_applied() {
         (AuthMode::Required, true, None)
     );
     assert_eq!(r.connect_timeout, Duration::from_secs(2));
+    assert_eq!(r.upstream_max_connections, 256);
     assert_eq!(r.request_timeout, Duration::from_secs(30));
     let i = &c.issuers[0];
     assert_eq!(i.algorithms, [JwsAlgorithm::RS256]);

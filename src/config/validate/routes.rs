@@ -136,6 +136,14 @@ fn route(ctx: &mut Ctx<'_>, table: &Spanned<RouteFile>, key: &str) -> RouteConfi
             Zero::Refused,
         ),
         assertion: f.assertion.as_ref().is_some_and(|v| *v.get_ref()),
+        upstream_max_connections: usize::try_from(ctx.int(
+            f.upstream_max_connections.as_ref(),
+            &k("upstream_max_connections"),
+            256,
+            1,
+            65_535,
+        ))
+        .unwrap_or(256),
     }
 }
 

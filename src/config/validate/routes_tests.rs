@@ -183,4 +183,12 @@ fn auth_resource_and_timeouts_are_checked() {
         "routes[1].request_timeout",
         "missing unit",
     );
+    refused(
+        &route(
+            "name = \"r\"\npath_prefix = \"/r\"\nupstream = \"http://x\"\nupstream_max_connections = 0\n",
+        ),
+        "upstream_max_connections",
+        "routes[1].upstream_max_connections",
+        "out of range",
+    );
 }

@@ -1,0 +1,108 @@
+//! What one connection's IO has seen, shared by the IO wrapper, the service and the
+//! watchdog of `crate::transport::server` (split from it to keep files readable).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::transport::h1_guard::H1Guard;
+
+/// Per-connection state shared by the IO wrapper, the service and the watchdog.
+#[derive(Debug, Default)]
+pub(crate) struct ConnActivity {
+    /// Requests dispatched so far (the watchdog's idle clock resets when it moves).
+    pub(crate) dispatched: AtomicU64,
+    /// Requests whose response body has not finished (or been dropped) yet.
+    pub(crate) in_flight: AtomicU32,
+    /// An HTTP/1.1 request head has started and not ended (from the h1 guard).
+    pub(crate) head_pending: AtomicBool,
+    /// An HTTP/1.1 request head carried both Content-Length and Transfer-Encoding.
+    pub(crate) smuggling: AtomicBool,
+    /// An HTTP/1.1 request head exceeded `max_header_bytes`.
+    pub(crate) head_too_large: AtomicBool,
+    /// An HTTP/1.1 request used a transfer coding other than plain `chunked`.
+    pub(crate) unsupported_coding: AtomicBool,
+    /// The h1 guard stopped following the stream (upgrade, or input it cannot follow):
+    /// the connection closes after the current response, so nothing unchecked follows.
+    pub(crate) guard_stopped: AtomicBool,
+    /// Requests dropped before they answered (the client reset the stream or left).
+    pub(crate) cancelled: Arc<AtomicU32>,
+}
+
+/// IO wrapper that, on HTTP/1.1 connections, follows the request stream with the
+/// [`H1Guard`] and publishes what it sees for the service and the watchdog.
+pub(crate) struct Tracked<T> {
+    pub(crate) inner: T,
+    pub(crate) activity: Arc<ConnActivity>,
+    pub(crate) guard: Option<H1Guard>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let this = &mut *self;
+        if let Some(g) = this.guard.as_mut()
+            && buf.filled().len() > before
+        {
+            g.feed(&buf.filled()[before..]);
+            let a = &this.activity;
+            a.head_pending.store(g.in_head(), Ordering::Relaxed);
+            if g.conflict() {
+                a.smuggling.store(true, Ordering::Relaxed);
+            }
+            if g.too_large() {
+                a.head_too_large.store(true, Ordering::Relaxed);
+            }
+            if g.unsupported_coding() {
+                a.unsupported_coding.store(true, Ordering::Relaxed);
+            }
+            if g.stopped() {
+                // A head the guard gave up on mid-way is still unfinished: keep the header
+                // timer running until hyper dispatches (or refuses) it.
+                a.head_pending.store(g.stopped_in_head(), Ordering::Relaxed);
+                a.guard_stopped.store(true, Ordering::Relaxed);
+                this.guard = None;
+            }
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
