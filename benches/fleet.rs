@@ -17,9 +17,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use accessgate::clock::unix_ms;
 use accessgate::config::RedisEndpoint;
 use accessgate::state::publish::RedisPublisher;
-use accessgate::clock::unix_ms;
 use accessgate::state::{Freshness, StateStore};
 
 const GATEWAYS: usize = 8;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::clock::unix_ms;
 use crate::config::{Config, PublishTarget, RedisEndpoint, StateSource};
 use crate::policy::{PolicyState, RawAppPolicy, RawDevice, RawRegistration, RawUser};
 use crate::state::graph::{GraphSource, Mapped, RetryPolicy};
@@ -23,7 +24,6 @@ use crate::state::publish::{
     LeaseState, PublishError, RedisPublisher, random_id, release_lease, run_lease,
 };
 use crate::state::source::{Fetched, Source};
-use crate::clock::unix_ms;
 
 /// Batches after which the publisher writes a fresh snapshot (well under the stream's
 /// retention, so a new follower never needs an entry that was trimmed).

@@ -379,7 +379,8 @@ impl StateStore {
                     origin: src.origin().to_owned(),
                 })));
                 // The age is the source's: a cached snapshot keeps the age it had.
-                self.checked_at_ms.store(clock::unix_ms(at), Ordering::Release);
+                self.checked_at_ms
+                    .store(clock::unix_ms(at), Ordering::Release);
                 tracing::info!(origin = src.origin(), %counts, "policy state loaded");
                 RefreshOutcome::Updated
             }

@@ -26,10 +26,10 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::streams::{StreamId, StreamReadReply};
 
 use super::{Head, Keys, client, connect, entry_id, read_snapshot};
+use crate::clock::unix_ms;
 use crate::config::RedisEndpoint;
 use crate::policy::state_overlay::COMPACT_AFTER;
 use crate::policy::{ChangeBatch, PolicyState};
-use crate::clock::unix_ms;
 use crate::state::{StateSnapshot, StateStore};
 
 /// Entries read per XREAD.
