@@ -10,8 +10,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use accessgate::route::client_ip::forwarded_for;
 use accessgate::route::client_ip::client_ip;
+use accessgate::route::client_ip::forwarded_for;
 use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
