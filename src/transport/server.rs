@@ -35,6 +35,7 @@ use crate::body::Body;
 use crate::config::ListenConfig;
 use crate::ops::metrics::Metrics;
 use crate::transport::conn::ConnInfo;
+use crate::transport::drive::drive;
 use crate::transport::early::EarlyRefusal;
 use crate::transport::h1_guard::H1Guard;
 
@@ -66,16 +67,28 @@ impl From<&ListenConfig> for ServerSettings {
 /// hyper's h1 read buffer cannot be smaller than this (it asserts).
 const HYPER_MIN_BUF: usize = 8192;
 
-/// Build the hyper-util auto (h1 + h2) connection builder.
-pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
+/// The HTTP/1.1-only builder, for connections whose ALPN said `http/1.1`. Same settings
+/// as the auto builder's h1 half; serving those connections without the auto wrapper keeps
+/// the h2 state and the version sniffing out of every idle HTTP/1.1 connection's task.
+pub fn http1_builder(s: &ServerSettings) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
         // hyper arms this timer whenever it waits for a request head, including on an idle
         // keep-alive connection; the watchdog below enforces the real header timeout, so
         // hyper's is only a backstop at the larger of the two.
         .header_read_timeout(s.header_read_timeout.max(s.idle_timeout))
         // A request head larger than the read buffer gets 431 from hyper.
+        .max_buf_size(s.max_header_bytes.max(HYPER_MIN_BUF))
+        .keep_alive(true);
+    b
+}
+
+/// Build the hyper-util auto (h1 + h2) connection builder.
+pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(s.header_read_timeout.max(s.idle_timeout))
         .max_buf_size(s.max_header_bytes.max(HYPER_MIN_BUF))
         .keep_alive(true);
     b.http2()
@@ -93,13 +106,13 @@ pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
 
 /// Per-connection state shared by the IO wrapper, the service and the watchdog.
 #[derive(Debug, Default)]
-struct ConnActivity {
+pub(super) struct ConnActivity {
     /// Requests dispatched so far (the watchdog's idle clock resets when it moves).
-    dispatched: AtomicU64,
+    pub(super) dispatched: AtomicU64,
     /// Requests whose response body has not finished (or been dropped) yet.
-    in_flight: AtomicU32,
+    pub(super) in_flight: AtomicU32,
     /// An HTTP/1.1 request head has started and not ended (from the h1 guard).
-    head_pending: AtomicBool,
+    pub(super) head_pending: AtomicBool,
     /// An HTTP/1.1 request head carried both Content-Length and Transfer-Encoding.
     smuggling: AtomicBool,
     /// An HTTP/1.1 request head exceeded `max_header_bytes`.
@@ -182,52 +195,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Why the watchdog ended a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expired {
-    /// An HTTP/1.1 request head did not complete within `header_read_timeout`: drop.
-    HeaderTimeout,
-    /// No request in flight and none started for `idle_timeout`: close politely.
-    Idle,
-}
-
-/// Idleness is judged by requests, not bytes: HTTP/2 PINGs (ours or the client's) keep
-/// the socket busy without the connection doing any work.
-async fn watchdog(activity: Arc<ConnActivity>, header: Duration, idle: Duration) -> Expired {
-    // Check at a quarter of the shorter timeout (at most once a second): the timeouts are
-    // enforced to within that granularity, at the cost of one timer per connection.
-    let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let mut last_dispatched = activity.dispatched.load(Ordering::Relaxed);
-    let mut idle_for = Duration::ZERO;
-    let mut head_for = Duration::ZERO;
-    loop {
-        tokio::time::sleep(tick).await;
-        let dispatched = activity.dispatched.load(Ordering::Relaxed);
-        let in_flight = activity.in_flight.load(Ordering::Relaxed);
-        let head_pending = activity.head_pending.load(Ordering::Relaxed);
-        if dispatched != last_dispatched || in_flight > 0 || head_pending {
-            idle_for = Duration::ZERO;
-        } else {
-            idle_for += tick;
-        }
-        last_dispatched = dispatched;
-        // A head that started while nothing was in flight must complete in time. (A
-        // pipelined head read while a slow response is pending is our delay, not the
-        // client's.)
-        if head_pending && in_flight == 0 {
-            head_for += tick;
-            if head_for >= header {
-                return Expired::HeaderTimeout;
-            }
-        } else {
-            head_for = Duration::ZERO;
-        }
-        if idle_for >= idle {
-            return Expired::Idle;
-        }
     }
 }
 
@@ -436,7 +403,10 @@ pub async fn run<S>(
         + 'static,
     S::Future: Send + Unpin + 'static,
 {
-    let builder = Arc::new(http_builder(&settings));
+    let builder = Arc::new(Builders {
+        auto: http_builder(&settings),
+        h1: http1_builder(&settings),
+    });
     let settings = Arc::new(settings);
     loop {
         if *shutdown.drain.borrow() {
@@ -479,8 +449,8 @@ pub async fn run<S>(
             serve_connection(
                 accepted,
                 tls,
-                &builder,
-                &settings,
+                builder,
+                settings,
                 stack,
                 shutdown,
                 hs_failures,
@@ -497,11 +467,22 @@ struct Accepted {
     slot: Arc<ConnSlot>,
 }
 
+/// The two connection builders, built once per listener.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    h1: hyper::server::conn::http1::Builder,
+}
+
+/// Handshake, then hand the connection to a task sized for its protocol.
+///
+/// A spawned task's allocation is the size of its future's largest state for the life of
+/// the connection; doing the handshake here and serving in a second task means an idle
+/// connection does not keep the handshake's (nor, for HTTP/1.1, HTTP/2's) state alive.
 async fn serve_connection<S>(
     accepted: Accepted,
     tls: Arc<ServerConfig>,
-    builder: &auto::Builder<TokioExecutor>,
-    settings: &ServerSettings,
+    builders: Arc<Builders>,
+    settings: Arc<ServerSettings>,
     stack: S,
     mut shutdown: Shutdown,
     hs_failures: prometheus::IntCounter,
@@ -532,7 +513,9 @@ async fn serve_connection<S>(
         },
         _ = shutdown.kill.changed() => return,
     };
-    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let alpn = tls_stream.get_ref().1.alpn_protocol();
+    let h2 = alpn == Some(b"h2");
+    let h1_only = alpn == Some(b"http/1.1");
     let activity = Arc::new(ConnActivity::default());
     let io = TokioIo::new(Tracked {
         inner: tls_stream,
@@ -551,42 +534,15 @@ async fn serve_connection<S>(
         slot,
         kill: shutdown.kill.clone(),
     };
-    let conn = builder.serve_connection_with_upgrades(io, svc);
-    tokio::pin!(conn);
-    let dog = watchdog(
-        activity,
-        settings.header_read_timeout,
-        settings.idle_timeout,
-    );
-    tokio::pin!(dog);
-    let mut closing = false;
-    if *shutdown.drain.borrow() {
-        conn.as_mut().graceful_shutdown();
-        closing = true;
-    }
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(%peer, error = %e, "connection ended with error");
-                }
-                return;
-            }
-            why = &mut dog, if !closing => match why {
-                Expired::HeaderTimeout => {
-                    tracing::debug!(%peer, "request head not received in time; closing");
-                    return;
-                }
-                Expired::Idle => {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-            },
-            _ = shutdown.drain.changed(), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = shutdown.kill.changed() => return,
-        }
+    if h1_only {
+        tokio::spawn(async move {
+            let conn = builders.h1.serve_connection(io, svc).with_upgrades();
+            drive(conn, activity, &settings, shutdown, peer).await;
+        });
+    } else {
+        tokio::spawn(async move {
+            let conn = builders.auto.serve_connection_with_upgrades(io, svc);
+            drive(conn, activity, &settings, shutdown, peer).await;
+        });
     }
 }
