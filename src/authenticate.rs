@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{Request, Response};
 use tower::{Layer, Service};
@@ -18,6 +19,7 @@ use crate::config::AuthMode;
 use crate::ids::DecisionId;
 use crate::respond::{Rejection, reject};
 use crate::route::RouteMatch;
+use crate::timing::{Phase, Phases};
 
 /// Adds the `authenticate` step.
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,15 +81,22 @@ where
             };
             match route.config.auth {
                 AuthMode::None => inner.call(req).await,
-                AuthMode::Required => match rm.snapshot.authn.authenticate(req.headers()).await {
-                    Ok(principal) => {
-                        req.extensions_mut().insert(Arc::clone(&principal));
-                        let mut resp = inner.call(req).await?;
-                        resp.extensions_mut().insert(principal);
-                        Ok(resp)
-                    }
-                    Err(rejection) => Ok(reject(&rejection, decision_id)),
-                },
+                AuthMode::Required => {
+                    let started = Instant::now();
+                    let result = rm.snapshot.authn.authenticate(req.headers()).await;
+                    let took = started.elapsed();
+                    let mut resp = match result {
+                        Ok(principal) => {
+                            req.extensions_mut().insert(Arc::clone(&principal));
+                            let mut resp = inner.call(req).await?;
+                            resp.extensions_mut().insert(principal);
+                            resp
+                        }
+                        Err(rejection) => reject(&rejection, decision_id),
+                    };
+                    Phases::record(resp.extensions_mut(), Phase::Authn, took);
+                    Ok(resp)
+                }
             }
         })
     }

@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use http::{Request, Response};
@@ -31,6 +32,7 @@ use crate::policy::{Action, Decision, EvalInput, Evaluation, GraphResult, Policy
 use crate::respond::{Denial, Rejection, StepUp, push_json_str, reject};
 use crate::route::RouteMatch;
 use crate::state::StateStore;
+use crate::timing::{Phase, Phases};
 use crate::transport::conn::{ClientIp, ConnInfo};
 
 /// What `authorize` decided, in the response extensions (as `Arc<AuthzOutcome>`).
@@ -59,9 +61,13 @@ impl AuthzOutcome {
 /// extensions) to a decision log line, as `,"policies":[...]` (only policies that applied),
 /// plus `,"state_fail_open":true` when state checks were skipped.
 pub fn write_policy_results(extensions: &http::Extensions, out: &mut String) {
-    let Some(o) = extensions.get::<Arc<AuthzOutcome>>() else {
-        return;
-    };
+    if let Some(o) = extensions.get::<Arc<AuthzOutcome>>() {
+        write_outcome(o, out);
+    }
+}
+
+/// [`write_policy_results`] for an outcome already taken from the extensions.
+pub fn write_outcome(o: &AuthzOutcome, out: &mut String) {
     out.push_str(",\"policies\":[");
     for (i, (name, mode, result, reason)) in o.applied().enumerate() {
         if i > 0 {
@@ -328,6 +334,7 @@ where
         };
 
         let shared = &self.shared;
+        let started = Instant::now();
         let now = crate::clock::now();
         let now_s = crate::clock::unix_secs(now);
         // One load per request: this snapshot is the state the request is decided on,
@@ -342,10 +349,9 @@ where
             }
             _ => {
                 let retry_after = shared.store.retry_after();
-                return ready(reject(
-                    &Rejection::StateUnavailable { retry_after },
-                    decision_id,
-                ));
+                let mut resp = reject(&Rejection::StateUnavailable { retry_after }, decision_id);
+                Phases::record(resp.extensions_mut(), Phase::Authz, started.elapsed());
+                return ready(resp);
             }
         };
         let policies = &rm.snapshot.policies;
@@ -365,15 +371,18 @@ where
             policies: Arc::clone(policies),
             evaluation,
         });
+        let took = started.elapsed();
         match rejection {
             Some(r) => {
                 let mut resp = reject(&r, decision_id);
                 resp.extensions_mut().insert(outcome);
+                Phases::record(resp.extensions_mut(), Phase::Authz, took);
                 ready(resp)
             }
             None => Box::pin(async move {
                 let mut resp = inner.call(req).await?;
                 resp.extensions_mut().insert(outcome);
+                Phases::record(resp.extensions_mut(), Phase::Authz, took);
                 Ok(resp)
             }),
         }

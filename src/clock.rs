@@ -30,7 +30,13 @@ pub fn unix_now() -> i64 {
 
 /// Now as RFC 3339 (UTC), for log lines.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::from(now())
+    rfc3339(now())
+}
+
+/// `t` as RFC 3339 (UTC): the decision log reads the clock on the request task and formats
+/// the time later, on its writer thread.
+pub fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -36,6 +36,7 @@ pub mod respond;
 pub mod route;
 pub mod snapshot;
 pub mod state;
+pub mod timing;
 pub mod transport;
 
 pub use gateway::{Gateway, StartOptions};
@@ -69,7 +70,7 @@ pub fn build_stack(
 + Unpin
 + 'static {
     ServiceBuilder::new()
-        .layer(observe::ObserveLayer::new(log)) // decision id, timing, metrics, decision log
+        .layer(observe::ObserveLayer::new(log, &metrics)) // decision id, timing, metrics, decision log
         .layer(transport::early::EarlyRefusalLayer) // the h1 guard's 400/431/501, observed
         .layer(route::RouteLayer::new(shared)) // RouteMatch + ClientIp, or 404/400
         .layer(authenticate::AuthenticateLayer::new()) // Arc<Principal> from the bearer token, or 401/400

@@ -196,4 +196,5 @@ pub struct LogFile {
     pub level: Option<Str>,
     pub decisions: Option<Str>,
     pub allow_sample: Option<Spanned<f64>>,
+    pub server_timing: Option<Spanned<bool>>,
 }

@@ -438,4 +438,7 @@ pub struct LogConfig {
     /// `allow_sample` in 0.0..=1.0 (default 1.0): share of `allow` lines written.
     /// Denials are never sampled.
     pub allow_sample: f64,
+    /// `server_timing` (default false): add `Server-Timing` with the phase durations to
+    /// responses. Off by default because it tells clients about the inside.
+    pub server_timing: bool,
 }

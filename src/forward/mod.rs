@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -21,6 +21,7 @@ use crate::body::{Body, ResponseFuture};
 use crate::ids::DecisionId;
 use crate::respond::{Rejection, reject};
 use crate::route::{NormalizedPath, RouteMatch};
+use crate::timing::{Phase, Phases};
 use crate::transport::conn::{ClientIp, ConnInfo};
 
 pub mod headers;
@@ -28,10 +29,6 @@ pub mod tunnel;
 
 pub use headers::{ForwardFacts, is_upgrade, prepare_headers, strip_hop_by_hop, upstream_uri};
 use tunnel::ClientUpgrade;
-
-/// Time the upstream took to send its response head; recorded by the logging layer.
-#[derive(Debug, Clone, Copy)]
-pub struct UpstreamTiming(pub Duration);
 
 /// The leaf service: forwards to the matched route's upstream.
 #[derive(Clone, Default)]
@@ -67,8 +64,12 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
         tokio::time::timeout(route.config.request_timeout, route.client.request(req)).await;
     let elapsed = started.elapsed();
     route.metrics.upstream.observe(elapsed.as_secs_f64());
+    let timed = |mut resp: Response<Body>| {
+        Phases::record(resp.extensions_mut(), Phase::Upstream, elapsed);
+        Ok(resp)
+    };
     let mut resp = match result {
-        Err(_) => return Ok(reject(&Rejection::UpstreamTimeout, decision_id)),
+        Err(_) => return timed(reject(&Rejection::UpstreamTimeout, decision_id)),
         Ok(Err(e)) => {
             let why = if e.is_connect() {
                 "the upstream refused or did not accept the connection"
@@ -76,7 +77,7 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
                 "the upstream closed or reset the connection"
             };
             tracing::warn!(route = %route.config.name, error = %e, "upstream request failed");
-            return Ok(reject(&Rejection::UpstreamUnavailable(why), decision_id));
+            return timed(reject(&Rejection::UpstreamUnavailable(why), decision_id));
         }
         Ok(Ok(r)) => r,
     };
@@ -87,9 +88,7 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
     } else {
         strip_hop_by_hop(resp.headers_mut(), false);
     }
-    let mut resp = resp.map(Body::Incoming);
-    resp.extensions_mut().insert(UpstreamTiming(elapsed));
-    Ok(resp)
+    timed(resp.map(Body::Incoming))
 }
 
 /// Turn the client's request into the upstream's: URI (base path + normalised path),

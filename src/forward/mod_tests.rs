@@ -109,7 +109,7 @@ async fn forwards_the_normalised_path_with_clean_headers() {
     let rm = route_match(&format!("http://{addr}/base"));
     let Ok(resp) = Forward.oneshot(request("/v1/./items?q=1", Some(rm))).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.extensions().get::<UpstreamTiming>().is_some());
+    assert!(Phases::of(resp.extensions()).upstream.is_some());
     let got = seen.lock().expect("lock").clone();
     assert_eq!(got.len(), 1);
     let r = &got[0];

@@ -38,6 +38,10 @@ async fn bind(
     Ok((listener, local))
 }
 
+/// How long shutdown waits for the decision log to write what it accepted (a stuck sink
+/// must not keep the process from exiting).
+const LOG_CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
 /// Knobs that are not config-file settings (tests, benches, the demo).
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
@@ -61,6 +65,8 @@ pub struct Gateway {
     grace: Duration,
     server_task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    /// Kept to reopen its file on SIGHUP and to flush it at shutdown.
+    log: Arc<DecisionLog>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -133,12 +139,8 @@ impl Gateway {
             None => (None, None),
         };
 
-        let stack = crate::build_stack(
-            shared.clone(),
-            state.clone(),
-            metrics.clone(),
-            Arc::new(log),
-        );
+        let log = Arc::new(log);
+        let stack = crate::build_stack(shared.clone(), state.clone(), metrics.clone(), log.clone());
         let server_task = tokio::spawn(crate::transport::server::run(
             listener,
             tls.clone(),
@@ -167,6 +169,7 @@ impl Gateway {
             grace,
             server_task,
             admin_task,
+            log,
         })
     }
 
@@ -195,6 +198,11 @@ impl Gateway {
         &self.state
     }
 
+    /// Reopen the decision log file by path (SIGHUP, after a log rotation).
+    pub fn reopen_decision_log(&self) {
+        self.log.reopen();
+    }
+
     /// The live TLS config handle (certificate reload swaps it).
     pub fn tls(&self) -> &Arc<ArcSwap<ServerConfig>> {
         &self.tls
@@ -216,6 +224,10 @@ impl Gateway {
         if let Some(t) = self.admin_task {
             let _ = t.await;
         }
+        // Every line accepted so far reaches the sink before we report stopped. The join
+        // blocks, so it runs off the runtime's workers.
+        let log = self.log;
+        let _ = tokio::task::spawn_blocking(move || log.close(LOG_CLOSE_LIMIT)).await;
         tracing::info!("accessgate stopped");
     }
 }

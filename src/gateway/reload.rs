@@ -2,7 +2,8 @@
 //! re-reads the config, builds the new snapshot aside and swaps it in (see
 //! [`Gateway::apply_config`]). A bad version is refused, logged with the precise error and
 //! counted (`accessgate_reloads_total{what,outcome}`); the running one keeps serving.
-//! `SIGTERM` / `SIGINT` end the wait so the caller can drain.
+//! `SIGHUP` also reopens the decision log file (log rotation). `SIGTERM` / `SIGINT` end
+//! the wait so the caller can drain.
 //!
 //! File watching uses the folders that hold the files, not the files themselves: editors
 //! and Kubernetes ConfigMap/Secret updates replace files by rename, which a watch on the
@@ -45,6 +46,7 @@ pub async fn serve_until_stopped(gw: &Gateway, config_path: &Path) {
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); return; }
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading");
+                    gw.reopen_decision_log();
                     reload_from_file(gw, config_path);
                     _watcher = start_watcher(gw, config_path, tx.clone());
                 }

@@ -1,39 +1,44 @@
 //! The decision log: one JSON line per request (decision id, route, resource, user, app,
-//! device, client IP, decision, reason, policies, latencies, and access-log fields).
+//! device, client IP, decision, reason, policies, phase latencies, and access-log fields).
 //!
-//! Lines are formatted on the request's task and handed to a dedicated writer thread over
-//! a bounded channel, so the hot path never blocks on stdout or a file. If the writer falls
-//! behind, lines are dropped and counted (`accessgate_decision_log_dropped_total`) rather
-//! than slowing requests. `allow` lines may be sampled; denials never are.
+//! The request task does not format anything: it hands the [`Line`] (owned facts and `Arc`s
+//! of what the steps produced) to the writer thread (`observe::writer`), which formats
+//! and batches. That is cheaper on the request path than formatting there (measured in
+//! `benches/decision_log.rs`; figures in `benches/README.md`) and keeps the clock
+//! formatting, escaping and policy listing off it. If the writer falls behind, lines are
+//! dropped and counted (`accessgate_decision_log_dropped_total`) rather than slowing
+//! requests. `allow` lines may be sampled; denials never are.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::IpAddr;
-use std::path::Path;
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use http::{Method, Request};
 use prometheus::IntCounter;
 
 use crate::authn::Principal;
-use crate::clock::now_rfc3339;
+use crate::authorize::AuthzOutcome;
 use crate::config::{DecisionLogTarget, LogConfig};
 use crate::ids::DecisionId;
+use crate::observe::writer::{LogWriter, Record, Sink};
 use crate::ops::metrics::Metrics;
 use crate::respond::{Outcome, Verdict, push_json_str};
 use crate::route::RouteMatch;
+use crate::timing::Phases;
 
-/// Lines buffered between request tasks and the writer thread.
-const CHANNEL_LINES: usize = 16 * 1024;
+/// Lines queued between request tasks and the writer thread (each slot holds a [`Line`]
+/// inline, so the queue is allocated once and a request allocates nothing for its line).
+const CHANNEL_LINES: usize = 8 * 1024;
 
 /// What the log line needs from the request, captured before it moves inward.
 #[derive(Debug)]
 pub struct RequestFacts {
     method: Method,
-    host: String,
-    /// Path without the query string (queries may carry secrets).
-    path: String,
+    /// Host, then the path without the query string (queries may carry secrets): one
+    /// allocation for both.
+    text: String,
+    host_len: usize,
 }
 
 impl RequestFacts {
@@ -47,93 +52,113 @@ impl RequestFacts {
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok())
             })
-            .unwrap_or("")
-            .to_owned();
+            .unwrap_or("");
+        let path = req.uri().path();
+        let mut text = String::with_capacity(host.len() + path.len());
+        text.push_str(host);
+        text.push_str(path);
         Self {
             method: req.method().clone(),
-            host,
-            path: req.uri().path().to_owned(),
+            text,
+            host_len: host.len(),
         }
     }
+
+    fn host(&self) -> &str {
+        self.text.get(..self.host_len).unwrap_or("")
+    }
+
+    fn path(&self) -> &str {
+        self.text.get(self.host_len..).unwrap_or("")
+    }
+}
+
+/// One request's decision, as `observe` hands it to the writer (formatted there).
+#[derive(Debug)]
+pub struct Line {
+    /// When the response head was ready (the line's `ts`).
+    pub at: SystemTime,
+    pub id: DecisionId,
+    pub facts: RequestFacts,
+    pub route: Option<RouteMatch>,
+    pub principal: Option<Arc<Principal>>,
+    pub client_ip: Option<IpAddr>,
+    pub verdict: Verdict,
+    pub status: u16,
+    /// Response body size when known up front.
+    pub bytes: Option<u64>,
+    pub authz: Option<Arc<AuthzOutcome>>,
+    pub phases: Phases,
+    pub total: Duration,
 }
 
 /// Where lines go, and the counters for requests no route claimed.
 pub struct DecisionLog {
-    tx: Option<SyncSender<String>>,
+    writer: Option<LogWriter<Line>>,
     /// Keep allow lines whose sample hash falls below this (u64::MAX = all).
     allow_threshold: u64,
-    dropped: IntCounter,
     unrouted: Vec<IntCounter>,
 }
 
 impl std::fmt::Debug for DecisionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DecisionLog")
-            .field("enabled", &self.tx.is_some())
+            .field("enabled", &self.writer.is_some())
             .finish()
     }
-}
-
-/// Everything one decision log line says, gathered by `observe` after the answer.
-#[derive(Clone, Copy)]
-pub struct Line<'a> {
-    pub facts: &'a RequestFacts,
-    pub id: DecisionId,
-    pub rm: Option<&'a RouteMatch>,
-    pub principal: Option<&'a Principal>,
-    pub client_ip: Option<IpAddr>,
-    pub verdict: Verdict,
-    pub status: u16,
-    pub elapsed: Duration,
-    pub upstream: Option<Duration>,
-    pub response_bytes: Option<u64>,
-    /// The response extensions (the authorize step's policy results are read from them).
-    pub extensions: &'a http::Extensions,
 }
 
 impl DecisionLog {
     /// Start the writer for `[log]`. A file target is opened for append now, so a bad path
     /// is a startup error, not a silent loss.
     pub fn new(cfg: &LogConfig, metrics: &Metrics) -> std::io::Result<Self> {
-        let dropped = decision_log_dropped(metrics);
-        let unrouted = Outcome::ALL
-            .iter()
-            .map(|o| metrics.requests_total.with_label_values(&["", o.as_str()]))
-            .collect();
-        let tx = match &cfg.decisions {
+        let sink = match &cfg.decisions {
             DecisionLogTarget::Off => None,
-            DecisionLogTarget::Stdout => Some(spawn_writer(Box::new(std::io::stdout()))?),
-            DecisionLogTarget::File(p) => Some(spawn_writer(Box::new(open_append(p)?))?),
+            DecisionLogTarget::Stdout => Some(Sink::Stdout),
+            DecisionLogTarget::File(p) => Some(Sink::File(p.clone())),
         };
         let allow_threshold = if cfg.allow_sample >= 1.0 {
             u64::MAX
         } else {
             (cfg.allow_sample.max(0.0) * u64::MAX as f64) as u64
         };
+        match sink {
+            None => Ok(Self::off(metrics)),
+            Some(sink) => Self::with_sink(sink, CHANNEL_LINES, allow_threshold, metrics),
+        }
+    }
+
+    /// A log to any sink with room for `capacity` queued lines (tests, benches).
+    pub fn to_sink(sink: Sink, capacity: usize, metrics: &Metrics) -> std::io::Result<Self> {
+        Self::with_sink(sink, capacity, u64::MAX, metrics)
+    }
+
+    fn with_sink(
+        sink: Sink,
+        capacity: usize,
+        allow_threshold: u64,
+        metrics: &Metrics,
+    ) -> std::io::Result<Self> {
+        let writer = LogWriter::start(sink, capacity, metrics.decision_log_dropped_total.clone())?;
         Ok(Self {
-            tx,
+            writer: Some(writer),
             allow_threshold,
-            dropped,
-            unrouted,
+            unrouted: unrouted(metrics),
         })
     }
 
     /// A log that writes nothing (tests, benches).
     pub fn off(metrics: &Metrics) -> Self {
         Self {
-            tx: None,
+            writer: None,
             allow_threshold: u64::MAX,
-            dropped: decision_log_dropped(metrics),
-            unrouted: Outcome::ALL
-                .iter()
-                .map(|o| metrics.requests_total.with_label_values(&["", o.as_str()]))
-                .collect(),
+            unrouted: unrouted(metrics),
         }
     }
 
     /// Whether any line may be written (so callers can skip capturing facts).
     pub fn enabled(&self) -> bool {
-        self.tx.is_some()
+        self.writer.is_some()
     }
 
     /// Count a request that matched no route.
@@ -141,6 +166,11 @@ impl DecisionLog {
         if let Some(c) = self.unrouted.get(outcome as usize) {
             c.inc();
         }
+    }
+
+    /// Whether a line for this outcome and id is to be written (log on, not sampled out).
+    pub fn wants(&self, outcome: Outcome, id: DecisionId) -> bool {
+        self.writer.is_some() && !self.sampled_out(outcome, id)
     }
 
     fn sampled_out(&self, outcome: Outcome, id: DecisionId) -> bool {
@@ -154,115 +184,97 @@ impl DecisionLog {
         std::hash::Hasher::finish(&h) > self.allow_threshold
     }
 
-    /// Format and queue one line.
-    pub fn write(&self, line: &Line<'_>) {
-        let Line {
-            facts,
-            id,
-            rm,
-            principal,
-            client_ip,
-            verdict,
-            status,
-            elapsed,
-            upstream,
-            response_bytes,
-            extensions,
-        } = *line;
-        let Some(tx) = &self.tx else { return };
-        if self.sampled_out(verdict.outcome, id) {
-            return;
+    /// Queue one line for the writer (never blocks; dropped and counted when full).
+    pub fn write(&self, line: Line) {
+        if let Some(w) = &self.writer
+            && !self.sampled_out(line.verdict.outcome, line.id)
+        {
+            w.push(line);
         }
-        let mut s = String::with_capacity(512);
-        s.push_str("{\"ts\":");
-        push_json_str(&mut s, &now_rfc3339());
-        let _ = write!(s, ",\"decision_id\":\"{id}\"");
-        s.push_str(",\"method\":");
-        push_json_str(&mut s, facts.method.as_str());
-        s.push_str(",\"host\":");
-        push_json_str(&mut s, &facts.host);
-        s.push_str(",\"path\":");
-        push_json_str(&mut s, &facts.path);
-        if let Some(rm) = rm {
-            let r = &rm.route().config;
-            s.push_str(",\"route\":");
-            push_json_str(&mut s, &r.name);
-            s.push_str(",\"resource\":");
-            push_json_str(&mut s, &r.resource);
+    }
+
+    /// Reopen a file target by path (SIGHUP; rotation is also noticed on its own).
+    pub fn reopen(&self) {
+        if let Some(w) = &self.writer {
+            w.reopen();
         }
-        let _ = write!(s, ",\"status\":{status}");
-        if let Some(len) = response_bytes {
-            let _ = write!(s, ",\"bytes\":{len}");
-        }
-        s.push_str(",\"decision\":");
-        push_json_str(&mut s, verdict.outcome.as_str());
-        if !verdict.reason.is_empty() {
-            s.push_str(",\"reason\":");
-            push_json_str(&mut s, verdict.reason);
-        }
-        if let Some(p) = principal {
-            s.push_str(",\"user\":");
-            push_json_str(&mut s, &p.user);
-            if let Some(a) = &p.client_app {
-                s.push_str(",\"app\":");
-                push_json_str(&mut s, a);
-            }
-            if let Some(d) = &p.device {
-                s.push_str(",\"device\":");
-                push_json_str(&mut s, d);
-            }
-            s.push_str(",\"token_id\":");
-            push_json_str(&mut s, &p.token_id);
-        }
-        if let Some(ip) = client_ip {
-            let _ = write!(s, ",\"client_ip\":\"{ip}\"");
-        }
-        crate::authorize::write_policy_results(extensions, &mut s);
-        let total_us = elapsed.as_micros();
-        let _ = write!(s, ",\"latency_us\":{total_us}");
-        if let Some(u) = upstream {
-            let up_us = u.as_micros();
-            let _ = write!(
-                s,
-                ",\"upstream_us\":{up_us},\"gateway_us\":{}",
-                total_us.saturating_sub(up_us)
-            );
-        }
-        s.push('}');
-        s.push('\n');
-        match tx.try_send(s) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.dropped.inc(),
-        }
+    }
+
+    /// Write out everything queued so far; false if the sink did not take it in `limit`.
+    pub fn flush(&self, limit: Duration) -> bool {
+        self.writer.as_ref().is_none_or(|w| w.flush(limit))
+    }
+
+    /// Write out everything accepted and stop the writer (shutdown); waits at most
+    /// `limit`, false if the sink was stuck that long. Blocks.
+    pub fn close(&self, limit: Duration) -> bool {
+        self.writer.as_ref().is_none_or(|w| w.close(limit))
     }
 }
 
-fn decision_log_dropped(metrics: &Metrics) -> IntCounter {
-    metrics.decision_log_dropped_total.clone()
+fn unrouted(metrics: &Metrics) -> Vec<IntCounter> {
+    Outcome::ALL
+        .iter()
+        .map(|o| metrics.requests_total.with_label_values(&["", o.as_str()]))
+        .collect()
 }
 
-fn open_append(p: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
-}
-
-fn spawn_writer(out: Box<dyn std::io::Write + Send>) -> std::io::Result<SyncSender<String>> {
-    let (tx, rx) = sync_channel::<String>(CHANNEL_LINES);
-    std::thread::Builder::new()
-        .name("decision-log".into())
-        .spawn(move || {
-            let mut w = std::io::BufWriter::with_capacity(64 * 1024, out);
-            while let Ok(line) = rx.recv() {
-                let _ = w.write_all(line.as_bytes());
-                // Drain what is queued, then flush once: batches under load, prompt when idle.
-                while let Ok(more) = rx.try_recv() {
-                    let _ = w.write_all(more.as_bytes());
-                }
-                let _ = w.flush();
+impl Record for Line {
+    fn write_line(&self, s: &mut String) {
+        s.push_str("{\"ts\":");
+        push_json_str(s, &crate::clock::rfc3339(self.at));
+        let _ = write!(s, ",\"decision_id\":\"{}\"", self.id);
+        s.push_str(",\"method\":");
+        push_json_str(s, self.facts.method.as_str());
+        s.push_str(",\"host\":");
+        push_json_str(s, self.facts.host());
+        s.push_str(",\"path\":");
+        push_json_str(s, self.facts.path());
+        if let Some(rm) = &self.route {
+            let r = &rm.route().config;
+            s.push_str(",\"route\":");
+            push_json_str(s, &r.name);
+            s.push_str(",\"resource\":");
+            push_json_str(s, &r.resource);
+        }
+        let _ = write!(s, ",\"status\":{}", self.status);
+        if let Some(len) = self.bytes {
+            let _ = write!(s, ",\"bytes\":{len}");
+        }
+        s.push_str(",\"decision\":");
+        push_json_str(s, self.verdict.outcome.as_str());
+        if !self.verdict.reason.is_empty() {
+            s.push_str(",\"reason\":");
+            push_json_str(s, self.verdict.reason);
+        }
+        if let Some(p) = &self.principal {
+            s.push_str(",\"user\":");
+            push_json_str(s, &p.user);
+            if let Some(a) = &p.client_app {
+                s.push_str(",\"app\":");
+                push_json_str(s, a);
             }
-        })?;
-    Ok(tx)
+            if let Some(d) = &p.device {
+                s.push_str(",\"device\":");
+                push_json_str(s, d);
+            }
+            s.push_str(",\"token_id\":");
+            push_json_str(s, &p.token_id);
+        }
+        if let Some(ip) = self.client_ip {
+            let _ = write!(s, ",\"client_ip\":\"{ip}\"");
+        }
+        if let Some(o) = &self.authz {
+            crate::authorize::write_outcome(o, s);
+        }
+        for (phase, took) in self.phases.iter() {
+            let _ = write!(s, ",\"{}_us\":{}", phase.as_str(), took.as_micros());
+        }
+        let _ = write!(s, ",\"total_us\":{}", self.total.as_micros());
+        s.push_str("}\n");
+    }
 }
+
+#[cfg(test)]
+#[path = "decision_log_tests.rs"]
+mod tests;

@@ -3,10 +3,12 @@
 //!
 //! Inner steps report back through the *response* extensions (the request has moved
 //! inward by then): `route` puts back its [`RouteMatch`], `authenticate` the
-//! `Arc<Principal>`, `authorize` its evaluation, `forward` the upstream timing, and
+//! `Arc<Principal>`, `authorize` its evaluation, each timed step its [`Phases`] entry, and
 //! `respond` the [`Verdict`] of a refusal. No verdict means the upstream answered: allow.
 
 pub mod decision_log;
+pub mod phases;
+pub mod writer;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,23 +19,30 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use crate::authn::Principal;
+use crate::authorize::AuthzOutcome;
 use crate::body::{Body, ResponseFuture};
-use crate::forward::UpstreamTiming;
 use crate::ids::DecisionId;
 use crate::observe::decision_log::{DecisionLog, Line, RequestFacts};
+use crate::observe::phases::PhaseMetrics;
+use crate::ops::metrics::Metrics;
 use crate::respond::{Outcome, Verdict};
 use crate::route::RouteMatch;
+use crate::timing::Phases;
 use crate::transport::conn::{ClientIp, ConnInfo};
 
 /// Layer for [`Observe`].
 #[derive(Clone)]
 pub struct ObserveLayer {
     log: Arc<DecisionLog>,
+    phases: Arc<PhaseMetrics>,
 }
 
 impl ObserveLayer {
-    pub fn new(log: Arc<DecisionLog>) -> Self {
-        Self { log }
+    pub fn new(log: Arc<DecisionLog>, metrics: &Metrics) -> Self {
+        Self {
+            log,
+            phases: Arc::new(PhaseMetrics::new(metrics)),
+        }
     }
 }
 
@@ -43,6 +52,7 @@ impl<S> Layer<S> for ObserveLayer {
         Observe {
             inner,
             log: self.log.clone(),
+            phases: self.phases.clone(),
         }
     }
 }
@@ -52,6 +62,13 @@ impl<S> Layer<S> for ObserveLayer {
 pub struct Observe<S> {
     inner: S,
     log: Arc<DecisionLog>,
+    phases: Arc<PhaseMetrics>,
+}
+
+/// `Server-Timing` (W3C), sent only with `[log] server_timing = true`: it tells clients
+/// about the inside.
+fn server_timing_header() -> http::HeaderName {
+    http::HeaderName::from_static("server-timing")
 }
 
 impl<S> Service<Request<Body>> for Observe<S>
@@ -81,8 +98,9 @@ where
         let mut inner = self.inner.clone();
         std::mem::swap(&mut self.inner, &mut inner);
         let log = self.log.clone();
+        let phase_metrics = self.phases.clone();
         Box::pin(async move {
-            let resp = inner.call(req).await?;
+            let mut resp = inner.call(req).await?;
             let elapsed = started.elapsed();
             let verdict = resp
                 .extensions()
@@ -92,6 +110,8 @@ where
                     outcome: Outcome::Allow,
                     reason: "",
                 });
+            let phases = Phases::of(resp.extensions());
+            phase_metrics.observe(&phases, elapsed);
             let rm = resp.extensions().get::<RouteMatch>();
             if let Some(rm) = rm {
                 let m = &rm.route().metrics;
@@ -100,32 +120,34 @@ where
             } else {
                 log.unrouted(verdict.outcome);
             }
-            if let Some(facts) = facts {
-                let upstream = resp.extensions().get::<UpstreamTiming>().map(|t| t.0);
-                let principal = resp.extensions().get::<Arc<Principal>>();
-                let client_ip = resp.extensions().get::<ClientIp>().map(|c| c.0).or(peer);
-                // Response body size when it is known up front (Content-Length or a
-                // generated body); streamed bodies without a length are not counted.
-                let bytes = http_body::Body::size_hint(resp.body()).exact();
-                log.write(&Line {
-                    facts: &facts,
+            // Read from the request's own snapshot: the setting reloads live.
+            let server_timing = rm.is_some_and(|rm| rm.snapshot.config.log.server_timing);
+            if let Some(facts) = facts
+                && log.wants(verdict.outcome, id)
+            {
+                let ext = resp.extensions();
+                let line = Line {
+                    at: crate::clock::now(),
                     id,
-                    rm,
-                    principal: principal.map(|p| p.as_ref()),
-                    client_ip,
+                    facts,
+                    route: ext.get::<RouteMatch>().cloned(),
+                    principal: ext.get::<Arc<Principal>>().cloned(),
+                    client_ip: ext.get::<ClientIp>().map(|c| c.0).or(peer),
                     verdict,
                     status: resp.status().as_u16(),
-                    elapsed,
-                    upstream,
-                    response_bytes: bytes,
-                    extensions: resp.extensions(),
-                });
+                    // Response body size when it is known up front (Content-Length or a
+                    // generated body); streamed bodies without a length are not counted.
+                    bytes: http_body::Body::size_hint(resp.body()).exact(),
+                    authz: ext.get::<Arc<AuthzOutcome>>().cloned(),
+                    phases,
+                    total: elapsed,
+                };
+                log.write(line);
+            }
+            if server_timing && let Some(v) = phases.server_timing() {
+                resp.headers_mut().insert(server_timing_header(), v);
             }
             Ok(resp)
         })
     }
 }
-
-#[cfg(test)]
-#[path = "mod_tests.rs"]
-mod tests;

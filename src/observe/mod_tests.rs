@@ -56,7 +56,7 @@ async fn each_request_gets_a_decision_id_and_refusals_are_counted_by_verdict() {
     let metrics = Metrics::new();
     let log = Arc::new(DecisionLog::off(&metrics));
     let seen = Arc::default();
-    let svc = ObserveLayer::new(log).layer(inner(
+    let svc = ObserveLayer::new(log, &metrics).layer(inner(
         |id| reject(&Rejection::MissingToken, id),
         Arc::clone(&seen),
     ));
@@ -96,7 +96,7 @@ async fn an_answer_without_a_verdict_is_an_allow_on_the_matched_route() {
         snapshot: shared.load_full(),
         index: 0,
     };
-    let svc = ObserveLayer::new(log).layer(tower::service_fn(move |_req: Request<Body>| {
+    let svc = ObserveLayer::new(log, &metrics).layer(tower::service_fn(move |_req: Request<Body>| {
         let mut resp = Response::new(Body::empty());
         resp.extensions_mut().insert(rm.clone());
         async move { Ok::<_, Infallible>(resp) }

@@ -41,6 +41,7 @@ pub struct Metrics {
     pub connections_total: IntCounter,
     pub tls_handshake_failures_total: IntCounter,
     pub decision_log_dropped_total: IntCounter,
+    pub phase_duration_seconds: HistogramVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -179,12 +180,21 @@ impl Metrics {
             "decision_log_dropped_total",
             "Decision log lines dropped because the writer fell behind.",
         );
+        let phase_duration_seconds = histogram_vec(
+            &r,
+            "phase_duration_seconds",
+            "Time spent per request in each phase: authn, authz, upstream (to its response head), total.",
+            &["phase"],
+        );
         // Closed label sets known up front are created at zero, so every documented family
         // is present in the first scrape (alerts on `increase()` need a starting point).
         for what in ["config", "tls", "state"] {
             for outcome in ["success", "error"] {
                 reloads_total.with_label_values(&[what, outcome]);
             }
+        }
+        for phase in ["authn", "authz", "upstream", "total"] {
+            phase_duration_seconds.with_label_values(&[phase]);
         }
         for outcome in ["updated", "unchanged", "error"] {
             state_refresh_total.with_label_values(&[outcome]);
@@ -214,6 +224,7 @@ impl Metrics {
             connections_total,
             tls_handshake_failures_total,
             decision_log_dropped_total,
+            phase_duration_seconds,
         }
     }
 

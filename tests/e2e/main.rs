@@ -6,6 +6,7 @@
 //! - `decisions_*`: Conditional Access decisions end to end (grants, conditions, lifecycle).
 //! - `proxy_*`: forwarding, connections, errors, operations of the proxy itself.
 //! - `ops`: metrics, admin endpoints, reload, the binary's subcommands.
+//! - `observe_phases`: the decision log's phase fields and `Server-Timing`.
 //! - `client_compat`: real client libraries (azure-core in Python, MSAL.NET's parser).
 //! - `policy_props`, `robustness`: property tests of everything that faces the internet.
 
@@ -22,6 +23,7 @@ mod decisions_lifecycle;
 mod demo;
 mod gateway_errors;
 mod layout;
+mod observe_phases;
 mod ops;
 mod policy_props;
 mod proxy_connections;

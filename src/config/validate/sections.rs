@@ -346,10 +346,14 @@ pub(crate) fn log(ctx: &mut Ctx<'_>, file: Option<&Spanned<LogFile>>) -> LogConf
             }
         }
     };
+    let server_timing = f
+        .and_then(|f| f.server_timing.as_ref())
+        .is_some_and(|v| *v.get_ref());
     LogConfig {
         level,
         decisions,
         allow_sample,
+        server_timing,
     }
 }
 

@@ -366,3 +366,18 @@ fn log_values() {
 fn base_is_valid() {
     ok(BASE);
 }
+
+#[test]
+fn log_server_timing_is_off_unless_set_to_a_boolean() {
+    assert!(!ok(BASE).log.server_timing);
+    assert!(ok(&with("[log]\nserver_timing = true\n")).log.server_timing);
+    assert!(
+        !ok(&with("[log]\nserver_timing = false\n"))
+            .log
+            .server_timing
+    );
+    let e = crate::config::validate::testkit::err(&with("[log]\nserver_timing = \"yes\"\n"));
+    assert!(e.contains("server_timing") && e.contains("bool"), "{e}");
+    let e = crate::config::validate::testkit::err(&with("[log]\nserver_timings = true\n"));
+    assert!(e.contains("server_timings"), "{e}");
+}
