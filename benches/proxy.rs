@@ -38,6 +38,8 @@ mod serve;
 mod settings;
 #[path = "proxy/special.rs"]
 mod special;
+#[path = "proxy/targets.rs"]
+mod targets;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -206,6 +208,14 @@ async fn run(b: &mut Bench, small: &Path, big: &Path, files: &peers::PeerFiles) 
         match id {
             "a" => b.upstream_direct().await,
             "b" | "c" | "d" | "e" => {
+                if id == "c" {
+                    // The shipped defaults first: the row a user gets without tuning.
+                    let mut s = gateway_scenario(b, "s", 1, true, small, big);
+                    s.label = "(s) as (c), shipped defaults: decision log to a file".to_owned();
+                    s.worker_threads = 0;
+                    s.shipped = true;
+                    b.gateway(s).await;
+                }
                 b.gateway(gateway_scenario(b, id, 1, true, small, big))
                     .await;
                 if b.settings.all_cores && id != "e" {
@@ -258,6 +268,7 @@ fn gateway_scenario<'a>(
             "d" => b.pool.clone(),
             _ => b.token.clone(),
         },
+        shipped: false,
     }
 }
 
@@ -283,6 +294,11 @@ fn finish(b: &Bench) -> Result<(), String> {
     if !b.rows.is_empty() {
         println!();
         print!("{}", report::table(&b.rows));
+    }
+    let targets = targets::lines(&b.rows);
+    if !targets.is_empty() {
+        println!();
+        print!("{targets}");
     }
     if !b.extras.memory.is_empty() {
         println!();

@@ -240,6 +240,9 @@ pub struct GatewayVariant<'a> {
     pub state: &'a Path,
     pub worker_threads: usize,
     pub upstream: std::net::SocketAddr,
+    /// The shipped defaults: no `worker_threads` line, and the decision log on (to a file
+    /// under `target/bench/`, as an operator keeps it) instead of off.
+    pub shipped: bool,
 }
 
 /// Write `target/bench/gw-<name>.toml`, check it with the gateway's own validator, and
@@ -313,6 +316,15 @@ auth = "{auth}"
         "\n[approved_apps]\nids = [\"{APP}\", \"{}\"]\n\n[log]\nlevel = \"warn\"\ndecisions = \"off\"\n",
         OTHER_APPS[1]
     );
+    if v.shipped {
+        let log = fx.dir.join(format!("decisions-{}.log", v.name));
+        s = s
+            .replace(&format!("worker_threads = {}\n", v.worker_threads), "")
+            .replace(
+                "decisions = \"off\"",
+                &format!("decisions = {:?}", log.display().to_string()),
+            );
+    }
     s
 }
 

@@ -94,12 +94,13 @@ fn render(
     files: &PeerFiles,
     upstream: SocketAddr,
     port: u16,
+    threads: usize,
 ) -> Result<PathBuf, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches/peers")
         .join(peer.template);
     let text = std::fs::read_to_string(&src).map_err(|e| format!("{}: {e}", src.display()))?;
-    let run = files.dir.join(format!("run-{}", peer.id));
+    let run = files.dir.join(format!("run-{}-{threads}t", peer.id));
     std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
     let vars: [(&str, String); 9] = [
         ("{{RUN}}", run.display().to_string()),
@@ -116,6 +117,9 @@ fn render(
     for (k, v) in &vars {
         out = out.replace(k, v);
     }
+    if threads != 1 {
+        out = out.replace("nbthread 1", &format!("nbthread {threads}"));
+    }
     // Comments may mention the placeholder syntax; directives must not keep any.
     if let Some(line) = out
         .lines()
@@ -131,16 +135,18 @@ fn render(
     Ok(path)
 }
 
-/// Start `peer` in front of `upstream`, pinned like the gateway; returns once it listens.
+/// Start `peer` in front of `upstream`, pinned like the gateway (or not, with `cpus`
+/// None), with `threads` HAProxy threads; returns once it listens.
 pub fn start(
     peer: &Peer,
     files: &PeerFiles,
     upstream: SocketAddr,
     cpus: Option<&str>,
+    threads: usize,
 ) -> Result<(ChildGuard, SocketAddr), String> {
     let port = procs::free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let conf = render(peer, files, upstream, port)?;
+    let conf = render(peer, files, upstream, port, threads)?;
     let conf_s = conf.display().to_string();
     let run_s = conf
         .parent()

@@ -98,7 +98,7 @@ impl Row {
     }
 
     /// Server CPU microseconds per answered request.
-    fn server_us_per_req(&self) -> Option<f64> {
+    pub fn server_us_per_req(&self) -> Option<f64> {
         let cpu = self.server_cpu?;
         (self.rps > 0.0).then(|| cpu / self.rps * 1e6)
     }

@@ -48,13 +48,17 @@ pub struct GatewayScenario<'a> {
     pub worker_threads: usize,
     pub pinned: bool,
     pub tokens: Arc<Vec<HeaderValue>>,
+    /// Run the shipped defaults (see `fixture::GatewayVariant::shipped`).
+    pub shipped: bool,
 }
 
 impl GatewayScenario<'_> {
     /// The id, plus the worker count when it is not the headline 1 (config file names,
     /// memory lines).
     fn tag(&self) -> String {
-        if self.worker_threads == 1 {
+        if self.shipped {
+            format!("{}-shipped", self.id)
+        } else if self.worker_threads == 1 {
             self.id.to_owned()
         } else {
             format!("{}-{}t", self.id, self.worker_threads)
@@ -146,6 +150,7 @@ impl Bench {
                 state: s.state,
                 worker_threads: s.worker_threads,
                 upstream: self.upstream,
+                shipped: s.shipped,
             },
         )?;
         let cpus = if s.pinned { self.pinning.server } else { None };
@@ -383,20 +388,42 @@ impl Bench {
                 self.extras.skipped.push(msg);
                 continue;
             }
-            if let Err(e) = self.peer(peer, files).await {
+            if let Err(e) = self.peer(peer, files, 1).await {
                 self.abort(peer.id, e);
+            }
+            // BENCH_ALL_CORES: HAProxy with 2 threads, unpinned, beside the gateway's
+            // 2-worker rows.
+            if self.settings.all_cores
+                && peer.id == "haproxy"
+                && let Err(e) = self.peer(peer, files, 2).await
+            {
+                self.abort("haproxy-2t", e);
             }
         }
     }
 
-    async fn peer(&mut self, peer: &peers::Peer, files: &PeerFiles) -> Result<(), String> {
-        let label = match peer.id {
-            "nginx" => "nginx 1 worker, TLS, no auth",
-            "haproxy" => "haproxy nbthread 1, TLS, no auth",
-            _ => "haproxy nbthread 1, jwt_verify RS256",
+    async fn peer(
+        &mut self,
+        peer: &peers::Peer,
+        files: &PeerFiles,
+        threads: usize,
+    ) -> Result<(), String> {
+        let (id, label, cpus) = match (peer.id, threads) {
+            ("nginx", _) => ("nginx", "nginx 1 worker, TLS, no auth", self.pinning.server),
+            ("haproxy", 1) => (
+                "haproxy",
+                "haproxy nbthread 1, TLS, no auth",
+                self.pinning.server,
+            ),
+            ("haproxy", _) => ("haproxy-2t", "haproxy nbthread 2, TLS, no auth", None),
+            _ => (
+                "haproxy-jwt",
+                "haproxy nbthread 1, jwt_verify RS256",
+                self.pinning.server,
+            ),
         };
         progress(&format!("{label}: starting"));
-        let (child, addr) = peers::start(peer, files, self.upstream, self.pinning.server)?;
+        let (child, addr) = peers::start(peer, files, self.upstream, cpus, threads)?;
         // The same request bytes as every other row (see the note in benches/proxy.rs).
         let tokens = self.token.clone();
         let checked = self.verify_answers(addr, &tokens, peer.needs_token).await?;
@@ -404,9 +431,9 @@ impl Bench {
         let target = self.target(addr);
         let watch = vec![child.pid(), self.upstream_pid];
         let protos = self.protos();
-        self.matrix(peer.id, label, &target, &protos, tokens, watch, true)
+        self.matrix(id, label, &target, &protos, tokens, watch, true)
             .await?;
-        self.memory(format!("{}: after the scenario", peer.id), child.pid());
+        self.memory(format!("{id}: after the scenario"), child.pid());
         Ok(())
     }
 }

@@ -47,7 +47,16 @@ pub fn gateway(config_path: &Path) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let gw = match Gateway::start(config, StartOptions { quiet: true }).await {
+        let gw = match Gateway::start(
+            config,
+            StartOptions {
+                // The decision log follows the config: off in the tuned rows, to a file in
+                // the shipped-default row.
+                quiet: false,
+            },
+        )
+        .await
+        {
             Ok(gw) => gw,
             Err(e) => {
                 eprintln!("serve-gateway: cannot start: {e}");

@@ -23,6 +23,7 @@ fn scenario_c<'a>(b: &Bench, state: &'a std::path::Path) -> GatewayScenario<'a> 
         worker_threads: 1,
         pinned: true,
         tokens: b.token.clone(),
+        shipped: false,
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`server`]: the client-facing listener (accept, connection limits, handshake and header
 //!   timeouts, graceful shutdown) and the hyper h1/h2 builder.
+//! - `drive`: a served connection under its watchdog and the drain / kill signals.
 //! - [`tls`]: rustls server configuration and the process's crypto provider.
 //! - [`h1_guard`]: the HTTP/1.1 request-smuggling guard in front of hyper's parser.
 //! - [`conn`]: the per-connection facts (`ConnInfo`, `ClientIp`) every request carries.
@@ -10,6 +11,7 @@
 
 mod activity;
 pub mod conn;
+mod drive;
 pub mod early;
 pub mod h1_guard;
 pub mod limits;

@@ -37,9 +37,10 @@ use crate::config::ListenConfig;
 use crate::ops::metrics::Metrics;
 use crate::transport::activity::{ConnActivity, Tracked};
 use crate::transport::conn::ConnInfo;
+use crate::transport::drive::drive;
 use crate::transport::early::EarlyRefusal;
 use crate::transport::h1_guard::H1Guard;
-use crate::transport::limits::{CancelBudget, CancelGuard, Pressure};
+use crate::transport::limits::{CancelGuard, Pressure};
 use crate::transport::preface::{Rewind, expect_preface};
 
 /// Connection limits and timeouts, fixed for the listener's life (a reload that changes
@@ -70,6 +71,22 @@ impl From<&ListenConfig> for ServerSettings {
 /// hyper's h1 read buffer cannot be smaller than this (it asserts).
 const HYPER_MIN_BUF: usize = 8192;
 
+/// Build hyper's HTTP/1.1 connection builder, for connections whose ALPN says `http/1.1`:
+/// served without hyper-util's auto builder, an idle HTTP/1.1 connection carries no HTTP/2
+/// state.
+pub fn http1_builder(s: &ServerSettings) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        // hyper arms this timer whenever it waits for a request head, including on an idle
+        // keep-alive connection; the watchdog enforces the real header timeout, so hyper's
+        // is only a backstop at the larger of the two.
+        .header_read_timeout(s.header_read_timeout.max(s.idle_timeout))
+        // A request head larger than the read buffer gets 431 from hyper.
+        .max_buf_size(s.max_header_bytes.max(HYPER_MIN_BUF))
+        .keep_alive(true);
+    b
+}
+
 /// Build the hyper-util auto (h1 + h2) connection builder.
 pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -96,66 +113,6 @@ pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Some(s.idle_timeout / 2))
         .keep_alive_timeout(Duration::from_secs(20));
     b
-}
-
-/// Why the watchdog ended a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expired {
-    /// An HTTP/1.1 request head did not complete within `header_read_timeout`: drop.
-    HeaderTimeout,
-    /// No request in flight and none started for `idle_timeout` (or, near
-    /// `max_connections`, for the shorter of the two timeouts): close politely.
-    Idle,
-    /// More cancelled streams than the budget allows: drop.
-    TooManyCancelled,
-}
-
-/// Idleness is judged by requests, not bytes: HTTP/2 PINGs (ours or the client's) keep
-/// the socket busy without the connection doing any work.
-/// The first request must start within `header` of the handshake: a connection that
-/// never sends one does not hold its slot for the idle timeout.
-async fn watchdog(
-    activity: Arc<ConnActivity>,
-    header: Duration,
-    idle: Duration,
-    pressure: Pressure,
-) -> Expired {
-    // Check at a quarter of the shorter timeout (at most once a second): the timeouts are
-    // enforced to within that granularity, at the cost of one timer per connection.
-    let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let mut last_dispatched = activity.dispatched.load(Ordering::Relaxed);
-    let mut idle_for = Duration::ZERO;
-    let mut head_for = Duration::ZERO;
-    let mut budget = CancelBudget::default();
-    loop {
-        tokio::time::sleep(tick).await;
-        let dispatched = activity.dispatched.load(Ordering::Relaxed);
-        let in_flight = activity.in_flight.load(Ordering::Relaxed);
-        let head_pending = activity.head_pending.load(Ordering::Relaxed) || dispatched == 0;
-        if budget.exceeded(activity.cancelled.load(Ordering::Relaxed), tick) {
-            return Expired::TooManyCancelled;
-        }
-        if dispatched != last_dispatched || in_flight > 0 || head_pending {
-            idle_for = Duration::ZERO;
-        } else {
-            idle_for += tick;
-        }
-        last_dispatched = dispatched;
-        // A head that started while nothing was in flight must complete in time. (A
-        // pipelined head read while a slow response is pending is our delay, not the
-        // client's.)
-        if head_pending && in_flight == 0 {
-            head_for += tick;
-            if head_for >= header {
-                return Expired::HeaderTimeout;
-            }
-        } else {
-            head_for = Duration::ZERO;
-        }
-        if idle_for >= idle || (idle_for >= header.min(idle) && pressure.high()) {
-            return Expired::Idle;
-        }
-    }
 }
 
 /// Counts a request in flight from dispatch until its response body is finished or
@@ -383,7 +340,10 @@ pub async fn run<S>(
         + 'static,
     S::Future: Send + Unpin + 'static,
 {
-    let builder = Arc::new(http_builder(&settings));
+    let builder = Arc::new(Builders {
+        auto: http_builder(&settings),
+        h1: http1_builder(&settings),
+    });
     let pressure = Pressure::new(metrics.open_connections.clone(), settings.max_connections);
     let cancelled_total = metrics.requests_total.with_label_values(&["", "cancelled"]);
     let settings = Arc::new(settings);
@@ -436,8 +396,8 @@ pub async fn run<S>(
             serve_connection(
                 accepted,
                 tls,
-                &builder,
-                &settings,
+                builder,
+                settings,
                 stack,
                 shutdown,
                 hs_failures,
@@ -456,11 +416,22 @@ struct Accepted {
     cancelled_total: prometheus::IntCounter,
 }
 
+/// The two connection builders, built once per listener.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    h1: hyper::server::conn::http1::Builder,
+}
+
+/// Handshake, then hand the connection to a task sized for its protocol.
+///
+/// A spawned task's allocation is the size of its future's largest state for the life of
+/// the connection; doing the handshake here and serving in a second task means an idle
+/// connection does not keep the handshake's (nor, for HTTP/1.1, HTTP/2's) state alive.
 async fn serve_connection<S>(
     accepted: Accepted,
     tls: Arc<ServerConfig>,
-    builder: &auto::Builder<TokioExecutor>,
-    settings: &ServerSettings,
+    builders: Arc<Builders>,
+    settings: Arc<ServerSettings>,
     stack: S,
     mut shutdown: Shutdown,
     hs_failures: prometheus::IntCounter,
@@ -498,6 +469,7 @@ async fn serve_connection<S>(
         _ = shutdown.kill.changed() => return,
     };
     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let tls_alpn_h1 = tls_stream.get_ref().1.alpn_protocol() == Some(b"http/1.1");
     if h2 {
         let checked = tokio::select! {
             r = expect_preface(&mut tls_stream, settings.header_read_timeout) => r,
@@ -528,47 +500,16 @@ async fn serve_connection<S>(
         h2,
         cancelled_total,
     };
-    let conn = builder.serve_connection_with_upgrades(io, svc);
-    tokio::pin!(conn);
-    let dog = watchdog(
-        activity,
-        settings.header_read_timeout,
-        settings.idle_timeout,
-        pressure,
-    );
-    tokio::pin!(dog);
-    let mut closing = false;
-    if *shutdown.drain.borrow() {
-        conn.as_mut().graceful_shutdown();
-        closing = true;
-    }
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(%peer, error = %e, "connection ended with error");
-                }
-                return;
-            }
-            why = &mut dog, if !closing => match why {
-                Expired::HeaderTimeout => {
-                    tracing::debug!(%peer, "request head not received in time; closing");
-                    return;
-                }
-                Expired::TooManyCancelled => {
-                    tracing::debug!(%peer, "too many cancelled requests; closing");
-                    return;
-                }
-                Expired::Idle => {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-            },
-            _ = shutdown.drain.changed(), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = shutdown.kill.changed() => return,
-        }
+    let h1_only = tls_alpn_h1;
+    if h1_only {
+        tokio::spawn(async move {
+            let conn = builders.h1.serve_connection(io, svc).with_upgrades();
+            drive(conn, activity, &settings, shutdown, peer, pressure).await;
+        });
+    } else {
+        tokio::spawn(async move {
+            let conn = builders.auto.serve_connection_with_upgrades(io, svc);
+            drive(conn, activity, &settings, shutdown, peer, pressure).await;
+        });
     }
 }

@@ -1,0 +1,169 @@
+//! The life of a served connection after its handshake: hyper's connection future under
+//! the per-connection watchdog (`header_read_timeout`, `idle_timeout`) and the listener's
+//! drain and kill signals. Generic over the connection type so HTTP/1.1 connections can be
+//! served by hyper's h1 builder directly and the rest by hyper-util's auto builder.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+
+use crate::transport::activity::ConnActivity;
+use crate::transport::limits::{CancelBudget, Pressure};
+use crate::transport::server::{ServerSettings, Shutdown};
+
+/// Why the watchdog ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// An HTTP/1.1 request head did not complete within `header_read_timeout`: drop.
+    HeaderTimeout,
+    /// No request in flight and none started for `idle_timeout` (or, near
+    /// `max_connections`, for the shorter of the two timeouts): close politely.
+    Idle,
+    /// More cancelled streams than the budget allows: drop.
+    TooManyCancelled,
+}
+
+/// Idleness is judged by requests, not bytes: HTTP/2 PINGs (ours or the client's) keep
+/// the socket busy without the connection doing any work.
+/// The first request must start within `header` of the handshake: a connection that
+/// never sends one does not hold its slot for the idle timeout.
+async fn watchdog(
+    activity: Arc<ConnActivity>,
+    header: Duration,
+    idle: Duration,
+    pressure: Pressure,
+) -> Expired {
+    // Check at a quarter of the shorter timeout (at most once a second): the timeouts are
+    // enforced to within that granularity, at the cost of one timer per connection.
+    let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut last_dispatched = activity.dispatched.load(Ordering::Relaxed);
+    let mut idle_for = Duration::ZERO;
+    let mut head_for = Duration::ZERO;
+    let mut budget = CancelBudget::default();
+    loop {
+        tokio::time::sleep(tick).await;
+        let dispatched = activity.dispatched.load(Ordering::Relaxed);
+        let in_flight = activity.in_flight.load(Ordering::Relaxed);
+        let head_pending = activity.head_pending.load(Ordering::Relaxed) || dispatched == 0;
+        if budget.exceeded(activity.cancelled.load(Ordering::Relaxed), tick) {
+            return Expired::TooManyCancelled;
+        }
+        if dispatched != last_dispatched || in_flight > 0 || head_pending {
+            idle_for = Duration::ZERO;
+        } else {
+            idle_for += tick;
+        }
+        last_dispatched = dispatched;
+        // A head that started while nothing was in flight must complete in time. (A
+        // pipelined head read while a slow response is pending is our delay, not the
+        // client's.)
+        if head_pending && in_flight == 0 {
+            head_for += tick;
+            if head_for >= header {
+                return Expired::HeaderTimeout;
+            }
+        } else {
+            head_for = Duration::ZERO;
+        }
+        if idle_for >= idle || (idle_for >= header.min(idle) && pressure.high()) {
+            return Expired::Idle;
+        }
+    }
+}
+
+/// A served connection the watchdog and the drain can end politely.
+pub(super) trait GracefulConn: Future<Output = Result<(), Self::Error>> {
+    type Error: std::fmt::Display;
+    fn shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulConn for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Error = hyper::Error;
+    fn shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> GracefulConn for auto::UpgradeableConnection<'_, I, S, TokioExecutor>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: hyper_util::server::conn::auto::HttpServerConnExec<S::Future, B>,
+{
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    fn shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Run a connection under its watchdog and the listener's drain / kill signals.
+pub(super) async fn drive<C: GracefulConn>(
+    conn: C,
+    activity: Arc<ConnActivity>,
+    settings: &ServerSettings,
+    mut shutdown: Shutdown,
+    peer: SocketAddr,
+    pressure: Pressure,
+) {
+    tokio::pin!(conn);
+    let dog = watchdog(
+        activity,
+        settings.header_read_timeout,
+        settings.idle_timeout,
+        pressure,
+    );
+    tokio::pin!(dog);
+    let mut closing = false;
+    if *shutdown.drain.borrow() {
+        conn.as_mut().shutdown();
+        closing = true;
+    }
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                }
+                return;
+            }
+            why = &mut dog, if !closing => match why {
+                Expired::HeaderTimeout => {
+                    tracing::debug!(%peer, "request head not received in time; closing");
+                    return;
+                }
+                Expired::TooManyCancelled => {
+                    tracing::debug!(%peer, "too many cancelled requests; closing");
+                    return;
+                }
+                Expired::Idle => {
+                    conn.as_mut().shutdown();
+                    closing = true;
+                }
+            },
+            _ = shutdown.drain.changed(), if !closing => {
+                conn.as_mut().shutdown();
+                closing = true;
+            }
+            _ = shutdown.kill.changed() => return,
+        }
+    }
+}
