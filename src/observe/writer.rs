@@ -148,10 +148,12 @@ impl<R: Record> LogWriter<R> {
         // its flag (idle: wake it; finished: take one record back and count it).
         fence(Ordering::SeqCst);
         if s.finished.load(Ordering::Relaxed) {
+            // Nothing left to take back: the writer's last drain wrote the record.
             if self.rx.try_recv().is_ok() {
                 s.dropped.inc();
+                return false;
             }
-            return false;
+            return true;
         }
         if s.idle.load(Ordering::Relaxed) {
             if s.idle.swap(false, Ordering::AcqRel) {
