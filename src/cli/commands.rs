@@ -160,18 +160,24 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
-pub fn run(path: &Path) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// The config, logging set up from it, and the runtime it asks for: what `run` and `sync`
+/// both need before they can serve.
+fn load_with_runtime(path: &Path) -> Result<(Config, tokio::runtime::Runtime), ExitCode> {
+    let config = load(path)?;
     crate::ops::telemetry::init(&config.log.level);
-    let rt = match crate::cli::runtime::build(config.runtime.worker_threads) {
-        Ok(rt) => rt,
+    match crate::cli::runtime::build(config.runtime.worker_threads) {
+        Ok(rt) => Ok((config, rt)),
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            Err(ExitCode::FAILURE)
         }
+    }
+}
+
+pub fn run(path: &Path) -> ExitCode {
+    let (config, rt) = match load_with_runtime(path) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
     rt.block_on(async {
         let gw = match Gateway::start(config, StartOptions::default()).await {
@@ -190,17 +196,9 @@ pub fn run(path: &Path) -> ExitCode {
 
 /// `accessgate sync`: the state connector alone, until SIGTERM or Ctrl-C.
 pub fn sync(path: &Path) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
+    let (config, rt) = match load_with_runtime(path) {
+        Ok(v) => v,
         Err(code) => return code,
-    };
-    crate::ops::telemetry::init(&config.log.level);
-    let rt = match crate::cli::runtime::build(config.runtime.worker_threads) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
     };
     rt.block_on(async {
         let stop = async {
