@@ -148,12 +148,15 @@ impl<R: Record> LogWriter<R> {
         // its flag (idle: wake it; finished: take one record back and count it).
         fence(Ordering::SeqCst);
         if s.finished.load(Ordering::Relaxed) {
-            // Nothing left to take back: the writer's last drain wrote the record.
-            if self.rx.try_recv().is_ok() {
-                s.dropped.inc();
-                return false;
+            // The writer made its last drain: whatever is still queued (this record, or
+            // another sender's that raced the same way) will never be written, so count
+            // all of it. Nothing left to take back means the last drain wrote this record.
+            let mut left = 0;
+            while self.rx.try_recv().is_ok() {
+                left += 1;
             }
-            return true;
+            s.dropped.inc_by(left);
+            return left == 0;
         }
         if s.idle.load(Ordering::Relaxed) {
             if s.idle.swap(false, Ordering::AcqRel) {
