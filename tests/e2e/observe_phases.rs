@@ -256,24 +256,8 @@ async fn the_real_binary_follows_a_rotation_on_sighup_and_writes_every_line_befo
         .replace("{upstream}", &up.url());
     let path = certs.path("gw.toml");
     std::fs::write(&path, text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_accessgate"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
-    let mut ready = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(admin_addr).await.is_ok()
-            && admin_get(admin_addr, "/readyz").await.0 == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the binary never became ready");
+    let mut child = spawn_ready_binary(&path, admin_addr).await;
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
             .args([sig, &child.id().to_string()])

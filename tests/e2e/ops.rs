@@ -449,24 +449,8 @@ async fn sigterm_lets_a_slow_request_finish_and_exits_zero() {
         .replace("{upstream}", &up.url());
     let path = certs.path("gw.toml");
     std::fs::write(&path, text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_accessgate"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
-    let mut up_ready = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(admin_addr).await.is_ok()
-            && admin_get(admin_addr, "/readyz").await.0 == 200
-        {
-            up_ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up_ready, "the binary never became ready");
+    let mut child = spawn_ready_binary(&path, admin_addr).await;
     let c = client(&certs.path("ca.crt"), false);
     let url = format!("https://localhost:{port}/slow/1500");
     let slow = tokio::spawn(async move { send(&c, get(&url, &[])).await.0.status });

@@ -546,6 +546,30 @@ pub async fn raw_exchange(addr: SocketAddr, ca: &Path, raw: &[u8]) -> Option<Raw
     io.write_all(raw).await.unwrap();
     read_response(&mut io, Duration::from_secs(10)).await
 }
+/// Start the real binary with `run --config config` and wait (bounded: 100 tries, 10 s)
+/// until its admin listener at `admin` answers `/readyz` with 200.
+pub async fn spawn_ready_binary(
+    config: &std::path::Path,
+    admin: SocketAddr,
+) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_accessgate"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(admin).await.is_ok()
+            && admin_get(admin, "/readyz").await.0 == 200
+        {
+            return child;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the binary never became ready");
+}
 
 /// GET `path` on the plain-HTTP admin listener; returns status and body text.
 pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
