@@ -318,18 +318,8 @@ async fn run_python(python: &str, script: &Path, args: &[&str]) -> (bool, String
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run ACCESSGATE_PYTHON={python}: {e}"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{} did not finish within 120 s", script.display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let what = script.display().to_string();
+    let status = support::wait_exit(&mut child, Duration::from_secs(120), &what).await;
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     (status.success(), read(&out_path), read(&err_path))
 }

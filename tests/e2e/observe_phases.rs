@@ -282,18 +282,12 @@ async fn the_real_binary_follows_a_rotation_on_sighup_and_writes_every_line_befo
     }
     // Stop at once: lines still queued or in the writer's buffer must reach the file.
     signal("-TERM");
-    let mut exit = None;
-    for _ in 0..150 {
-        if let Some(s) = child.try_wait().unwrap() {
-            exit = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let Some(exit) = exit else {
-        let _ = child.kill();
-        panic!("the process did not exit after SIGTERM");
-    };
+    let exit = wait_exit(
+        &mut child,
+        Duration::from_secs(15),
+        "the gateway after SIGTERM",
+    )
+    .await;
     assert_eq!(exit.code(), Some(0));
     let paths = |p: &std::path::Path| -> Vec<String> {
         std::fs::read_to_string(p)

@@ -466,18 +466,12 @@ async fn sigterm_lets_a_slow_request_finish_and_exits_zero() {
         .unwrap()
         .unwrap();
     assert_eq!(status, 200, "the in-flight request completed");
-    let mut exit = None;
-    for _ in 0..100 {
-        if let Some(s) = child.try_wait().unwrap() {
-            exit = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let Some(exit) = exit else {
-        let _ = child.kill();
-        panic!("the process did not exit after SIGTERM");
-    };
+    let exit = wait_exit(
+        &mut child,
+        Duration::from_secs(10),
+        "the gateway after SIGTERM",
+    )
+    .await;
     assert_eq!(exit.code(), Some(0));
 }
 

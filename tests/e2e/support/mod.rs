@@ -571,6 +571,27 @@ pub async fn spawn_ready_binary(
     panic!("the binary never became ready");
 }
 
+/// Wait (polling every 50 ms, at most `limit`) for `child` to exit; on timeout it is
+/// killed and reaped, and the test fails naming `what`.
+pub async fn wait_exit(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// GET `path` on the plain-HTTP admin listener; returns status and body text.
 pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::AsyncWriteExt;
