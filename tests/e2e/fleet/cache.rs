@@ -122,6 +122,11 @@ async fn a_gateway_restarted_while_redis_is_down_serves_its_cache_then_catches_u
 
     // Redis is down: the restarted gateway serves what it served, the batch included.
     let g = FleetGateway::start_cached(&url, "c1", cache.path(), "1m").await;
+    // Each test gateway has its own token signer.
+    let (t1, t2) = (
+        g.token_for("u-1", "dev-1"),
+        g.token_for("u-2", "dev-2"),
+    );
     assert_eq!(g.until(&t1, 200).await, 200, "the cached state was not served");
     assert_eq!(g.status(&t2).await, 403, "the cached batch was lost");
     assert_eq!(g.ready().await.0, 200, "a fresh cache is ready");
