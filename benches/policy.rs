@@ -254,7 +254,10 @@ fn batch_apply(state: &PolicyState) {
             (cpu, wall)
         })
         .collect();
-    report("batch apply (100 records, 1M devices, fresh overlay)", fresh);
+    report(
+        "batch apply (100 records, 1M devices, fresh overlay)",
+        fresh,
+    );
     // Chained: the overlay grows batch after batch up to the compaction threshold.
     let mut cur = state.apply(&batches[0]).unwrap_or_else(|e| panic!("{e}"));
     let mut chained = Vec::new();

@@ -57,7 +57,9 @@ fn a_gateway_following_redis_may_keep_a_cache_dir_a_file_source_may_not() {
         "[state]\nsource = \"redis\"\nurl = \"redis://127.0.0.1\"\ncache_dir = \"/var/cache/ag\"\n",
     ));
     assert_eq!(c.state.cache_dir, Some("/var/cache/ag".into()));
-    let c = ok(&with("[state]\nsource = \"redis\"\nurl = \"redis://127.0.0.1\"\n"));
+    let c = ok(&with(
+        "[state]\nsource = \"redis\"\nurl = \"redis://127.0.0.1\"\n",
+    ));
     assert_eq!(c.state.cache_dir, None, "optional with redis");
     for source in ["file", "http"] {
         let url = if source == "http" {

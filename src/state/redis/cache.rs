@@ -243,9 +243,7 @@ impl RedisCache {
                     return false;
                 }
                 let since = i.last_write.map_or(Duration::MAX, |t| t.elapsed());
-                i.urgent
-                    || (i.content_dirty && since >= BATCHES_EVERY)
-                    || since >= CONFIRM_EVERY
+                i.urgent || (i.content_dirty && since >= BATCHES_EVERY) || since >= CONFIRM_EVERY
             })
             .unwrap_or(false);
         if !due {
@@ -362,7 +360,10 @@ fn write_doc(path: &Path, prefix: &str, doc: &Doc) -> Result<Base, String> {
             w.write_all(b)
         };
         // The header object without its closing brace, then the rest of the document.
-        put(w, header.get(..header.len().saturating_sub(1)).unwrap_or(&[]))?;
+        put(
+            w,
+            header.get(..header.len().saturating_sub(1)).unwrap_or(&[]),
+        )?;
         put(w, b",\"batches\":[")?;
         for (n, b) in doc.batches.iter().enumerate() {
             if n > 0 {
@@ -445,14 +446,22 @@ fn load_file(path: &Path, prefix: &str) -> Result<Option<(Loaded, Doc)>, String>
         ));
     }
     if d.snapshot.is_empty() || !d.snapshot.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("{shown}: snapshot id {:?} is not alphanumeric", d.snapshot));
+        return Err(format!(
+            "{shown}: snapshot id {:?} is not alphanumeric",
+            d.snapshot
+        ));
     }
     if entry_id(&d.version).is_none() {
-        return Err(format!("{shown}: version {:?} is not a stream id", d.version));
+        return Err(format!(
+            "{shown}: version {:?} is not a stream id",
+            d.version
+        ));
     }
     let state_text = d.state.get().as_bytes();
     if state_text.len() as u64 != d.state_bytes || super::sha256_hex(state_text) != d.sha256 {
-        return Err(format!("{shown}: the snapshot fails its length or SHA-256 check"));
+        return Err(format!(
+            "{shown}: the snapshot fails its length or SHA-256 check"
+        ));
     }
     // Where the snapshot sits in the file, so the next write copies it from here.
     let offset = (state_text.as_ptr() as usize)

@@ -38,12 +38,22 @@ async fn a_snapshot_and_the_batches_since_come_back_with_their_position_and_conf
     let dir = tempfile::tempdir().unwrap();
     assert!(reread(dir.path()).unwrap().is_none(), "no file: no cache");
     let c = Arc::new(RedisCache::new(dir.path(), "fleet"));
-    c.snapshot_loaded("abc1", "10-0", Some(1_000), Arc::new(state_doc("compliant")));
+    c.snapshot_loaded(
+        "abc1",
+        "10-0",
+        Some(1_000),
+        Arc::new(state_doc("compliant")),
+    );
     c.flush().await;
     let l = reread(dir.path()).unwrap().unwrap();
     assert!(compliant(&l));
     assert_eq!(
-        (l.snapshot.as_str(), l.version.as_str(), l.confirmed_ms, l.batches),
+        (
+            l.snapshot.as_str(),
+            l.version.as_str(),
+            l.confirmed_ms,
+            l.batches
+        ),
         ("abc1", "10-0", 1_000, 0)
     );
 
@@ -52,7 +62,10 @@ async fn a_snapshot_and_the_batches_since_come_back_with_their_position_and_conf
     c.flush().await;
     let l = reread(dir.path()).unwrap().unwrap();
     assert!(!compliant(&l), "the batch is in the cache");
-    assert_eq!((l.version.as_str(), l.confirmed_ms, l.batches), ("11-0", 2_000, 1));
+    assert_eq!(
+        (l.version.as_str(), l.confirmed_ms, l.batches),
+        ("11-0", 2_000, 1)
+    );
 
     // A handle that read the file back goes on from it (the next start after a restart).
     let next = Arc::new(RedisCache::new(dir.path(), "fleet"));
@@ -62,7 +75,10 @@ async fn a_snapshot_and_the_batches_since_come_back_with_their_position_and_conf
     next.flush().await;
     let l = reread(dir.path()).unwrap().unwrap();
     assert!(compliant(&l));
-    assert_eq!((l.version.as_str(), l.confirmed_ms, l.batches), ("12-0", 3_000, 2));
+    assert_eq!(
+        (l.version.as_str(), l.confirmed_ms, l.batches),
+        ("12-0", 3_000, 2)
+    );
 }
 
 #[tokio::test]
@@ -70,8 +86,16 @@ async fn flush_writes_only_when_the_file_is_behind() {
     let dir = tempfile::tempdir().unwrap();
     let c = Arc::new(RedisCache::new(dir.path(), "fleet"));
     c.flush().await;
-    assert!(!dir.path().join(FILE).exists(), "nothing loaded: nothing written");
-    c.snapshot_loaded("abc1", "10-0", Some(1_000), Arc::new(state_doc("compliant")));
+    assert!(
+        !dir.path().join(FILE).exists(),
+        "nothing loaded: nothing written"
+    );
+    c.snapshot_loaded(
+        "abc1",
+        "10-0",
+        Some(1_000),
+        Arc::new(state_doc("compliant")),
+    );
     c.flush().await;
     let first = std::fs::read(dir.path().join(FILE)).unwrap();
     // An older confirmation read late changes nothing.
@@ -86,7 +110,12 @@ async fn flush_writes_only_when_the_file_is_behind() {
 async fn poll_writes_a_loaded_snapshot_at_once_and_batches_later() {
     let dir = tempfile::tempdir().unwrap();
     let c = Arc::new(RedisCache::new(dir.path(), "fleet"));
-    c.snapshot_loaded("abc1", "10-0", Some(1_000), Arc::new(state_doc("compliant")));
+    c.snapshot_loaded(
+        "abc1",
+        "10-0",
+        Some(1_000),
+        Arc::new(state_doc("compliant")),
+    );
     c.poll();
     let path = dir.path().join(FILE);
     let mut written = false;
@@ -108,7 +137,12 @@ async fn poll_writes_a_loaded_snapshot_at_once_and_batches_later() {
 
 async fn written(dir: &Path) -> PathBuf {
     let c = Arc::new(RedisCache::new(dir, "fleet"));
-    c.snapshot_loaded("abc1", "10-0", Some(1_000), Arc::new(state_doc("compliant")));
+    c.snapshot_loaded(
+        "abc1",
+        "10-0",
+        Some(1_000),
+        Arc::new(state_doc("compliant")),
+    );
     c.advanced("11-0", vec![batch("noncompliant")], Some(2_000));
     c.flush().await;
     dir.join(FILE)

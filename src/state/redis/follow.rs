@@ -593,8 +593,8 @@ impl StateStore {
         if let Some(c) = &cache {
             let _ = store.redis_cache.set(c.clone());
         }
-        let follower = Follower::new(Arc::downgrade(&store), endpoint, freshness.refresh)
-            .with_cache(cache);
+        let follower =
+            Follower::new(Arc::downgrade(&store), endpoint, freshness.refresh).with_cache(cache);
         let handle = tokio::spawn(follower.run());
         if let Ok(mut t) = store.task.lock() {
             *t = Some(handle.abort_handle());

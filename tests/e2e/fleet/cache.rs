@@ -25,8 +25,10 @@ fn two(dev1: &str, dev2: &str) -> Value {
 }
 
 fn two_batch(id: &str, c: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"devices": [{"azureADDeviceId": id, "complianceState": c,
-        "operatingSystem": "iOS"}]}))
+    serde_json::to_vec(
+        &json!({"devices": [{"azureADDeviceId": id, "complianceState": c,
+        "operatingSystem": "iOS"}]}),
+    )
     .unwrap()
 }
 
@@ -106,10 +108,7 @@ async fn a_gateway_restarted_while_redis_is_down_serves_its_cache_then_catches_u
     write_atomically(&file, &two("compliant", "compliant"));
     let sync = Sync::start(dir.path(), &url, "c1");
     let mut g = FleetGateway::start_cached(&url, "c1", cache.path(), "1m").await;
-    let (t1, t2) = (
-        g.token_for("u-1", "dev-1"),
-        g.token_for("u-2", "dev-2"),
-    );
+    let (t1, t2) = (g.token_for("u-1", "dev-1"), g.token_for("u-2", "dev-2"));
     assert_eq!(g.until(&t1, 200).await, 200);
     assert_eq!(g.until(&t2, 200).await, 200);
     // A change that reaches the gateway as a batch (not in the snapshot it loaded).
@@ -123,14 +122,19 @@ async fn a_gateway_restarted_while_redis_is_down_serves_its_cache_then_catches_u
     // Redis is down: the restarted gateway serves what it served, the batch included.
     let g = FleetGateway::start_cached(&url, "c1", cache.path(), "1m").await;
     // Each test gateway has its own token signer.
-    let (t1, t2) = (
-        g.token_for("u-1", "dev-1"),
-        g.token_for("u-2", "dev-2"),
+    let (t1, t2) = (g.token_for("u-1", "dev-1"), g.token_for("u-2", "dev-2"));
+    assert_eq!(
+        g.until(&t1, 200).await,
+        200,
+        "the cached state was not served"
     );
-    assert_eq!(g.until(&t1, 200).await, 200, "the cached state was not served");
     assert_eq!(g.status(&t2).await, 403, "the cached batch was lost");
     assert_eq!(g.ready().await.0, 200, "a fresh cache is ready");
-    assert_eq!(g.up.count(), 1, "only the allowed request reached the upstream");
+    assert_eq!(
+        g.up.count(),
+        1,
+        "only the allowed request reached the upstream"
+    );
 
     // Redis is back (empty) and sync publishes a newer state: the gateway follows it.
     let _redis = RedisServer::start_on(port).await;
@@ -194,7 +198,10 @@ async fn a_cached_follower_catches_up_from_its_version_when_the_stream_still_hol
         .reloads_total
         .with_label_values(&["state", "success"])
         .get();
-    assert_eq!(reloads, 0, "caught up from the stream, not by a snapshot reload");
+    assert_eq!(
+        reloads, 0,
+        "caught up from the stream, not by a snapshot reload"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
