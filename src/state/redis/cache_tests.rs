@@ -215,3 +215,39 @@ async fn a_rewrite_refuses_to_copy_a_snapshot_that_changed_on_disk() {
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     refused(dir.path(), "SHA-256");
 }
+
+#[tokio::test]
+async fn batches_past_the_memory_limit_leave_the_file_at_its_older_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Arc::new(RedisCache::new(dir.path(), "fleet"));
+    c.snapshot_loaded(
+        "abc1",
+        "10-0",
+        Some(1_000),
+        Arc::new(state_doc("compliant")),
+    );
+    c.flush().await;
+    let huge: Arc<[u8]> = Arc::from(vec![b' '; MAX_BATCH_BYTES + 1]);
+    c.advanced("11-0", vec![huge], Some(2_000));
+    // Sticky until the next snapshot: a later small batch would skip the lost one.
+    c.advanced("12-0", vec![batch("noncompliant")], Some(3_000));
+    c.confirmed(4_000);
+    c.flush().await;
+    let l = reread(dir.path()).unwrap().unwrap();
+    assert_eq!(
+        (l.version.as_str(), l.confirmed_ms, l.batches),
+        ("10-0", 1_000, 0)
+    );
+    assert!(compliant(&l));
+    // The next snapshot load starts over.
+    c.snapshot_loaded(
+        "abc2",
+        "13-0",
+        Some(5_000),
+        Arc::new(state_doc("noncompliant")),
+    );
+    c.flush().await;
+    let l = reread(dir.path()).unwrap().unwrap();
+    assert_eq!((l.snapshot.as_str(), l.version.as_str()), ("abc2", "13-0"));
+    assert!(!compliant(&l));
+}

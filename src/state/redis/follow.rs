@@ -476,12 +476,10 @@ impl Follower {
         store.install_followed(state, &self.origin, head.confirmed_ms);
         store.clear_follower_error();
         if let (Some(c), Some(bytes)) = (&self.cache, bytes) {
-            c.snapshot_loaded(
-                &head.snapshot,
-                &head.version,
-                head.confirmed_ms,
-                Arc::new(bytes),
-            );
+            // The head's confirmation covers `last`; it is the snapshot's own only when no
+            // entry follows it. Otherwise the cache waits for the entries' own times.
+            let confirmed = head.confirmed_ms.filter(|_| head.version == head.last);
+            c.snapshot_loaded(&head.snapshot, &head.version, confirmed, Arc::new(bytes));
         }
         if let Some(m) = &store.metrics {
             m.reloads_total
