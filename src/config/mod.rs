@@ -272,7 +272,8 @@ pub struct StateConfig {
     pub max_staleness: Duration,
     /// default false.
     pub fail_open: bool,
-    /// `cache_dir` (graph source): last good snapshot and the noncompliant-since ledger.
+    /// `cache_dir`: with graph, the last good snapshot and the noncompliant-since ledger;
+    /// with redis, the last state served (docs/fleet.md).
     pub cache_dir: Option<PathBuf>,
 }
 

@@ -42,6 +42,10 @@ async fn bind(
 /// must not keep the process from exiting).
 const LOG_CLOSE_LIMIT: Duration = Duration::from_secs(5);
 
+/// How long shutdown waits for the state cache (`cache_dir`, source = "redis") to be
+/// written: a write copies the whole snapshot (hundreds of MB at a million devices).
+const STATE_CACHE_LIMIT: Duration = Duration::from_secs(20);
+
 /// Knobs that are not config-file settings (tests, benches, the demo).
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
@@ -234,6 +238,14 @@ impl Gateway {
         let _ = self.server_task.await;
         if let Some(t) = self.admin_task {
             let _ = t.await;
+        }
+        // The state served reaches cache_dir (source = "redis"), so a restart while Redis
+        // is down serves it with its last confirmation.
+        if tokio::time::timeout(STATE_CACHE_LIMIT, self.state.flush_cache())
+            .await
+            .is_err()
+        {
+            tracing::warn!(limit = ?STATE_CACHE_LIMIT, "shutdown: the state cache was not written in time; the previous file stays");
         }
         // Every line accepted so far reaches the sink before we report stopped. The join
         // blocks, so it runs off the runtime's workers.

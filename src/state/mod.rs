@@ -92,6 +92,8 @@ pub struct StateStore {
     task: Mutex<Option<AbortHandle>>,
     /// Unix seconds of the last fail-open warning (rate limit: one per 10 s).
     fail_open_warned: AtomicI64,
+    /// `source = "redis"` with `cache_dir`: flushed at shutdown.
+    redis_cache: std::sync::OnceLock<Arc<redis::cache::RedisCache>>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -121,8 +123,9 @@ impl StateStore {
     /// is simply not ready (see [`StateStore::readiness`]) and keeps trying.
     pub async fn start(cfg: &StateConfig, metrics: &Metrics) -> Arc<StateStore> {
         if let StateSource::Redis(endpoint) = &cfg.source {
-            let store = Self::follow_redis(
+            let store = Self::follow_redis_cached(
                 endpoint.clone(),
+                cfg.cache_dir.as_deref(),
                 Freshness::from(cfg),
                 Some(metrics.clone()),
                 // Bounded: a gateway started while Redis is down starts (not ready) soon.
@@ -175,6 +178,7 @@ impl StateStore {
             last_error: Mutex::new(None),
             task: Mutex::new(None),
             fail_open_warned: AtomicI64::new(i64::MIN),
+            redis_cache: std::sync::OnceLock::new(),
         });
         if let Some(e) = error {
             tracing::error!(error = %e, "policy state source unusable");
@@ -189,6 +193,14 @@ impl StateStore {
             *t = Some(handle.abort_handle());
         }
         store
+    }
+
+    /// Write what `cache_dir` should hold now (shutdown); a no-op without one. Bounded by
+    /// the caller: a write copies the whole snapshot.
+    pub async fn flush_cache(&self) {
+        if let Some(c) = self.redis_cache.get() {
+            c.flush().await;
+        }
     }
 
     /// A store holding `state` with no source (tests, What If, benches). Confirmed now.
@@ -234,6 +246,7 @@ impl StateStore {
             last_error: Mutex::new(None),
             task: Mutex::new(None),
             fail_open_warned: AtomicI64::new(i64::MIN),
+            redis_cache: std::sync::OnceLock::new(),
         })
     }
 

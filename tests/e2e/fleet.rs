@@ -4,6 +4,7 @@
 //! skips loudly elsewhere (fleet/redis_server.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cache;
 pub(crate) mod redis_server;
 
 use std::sync::Arc;

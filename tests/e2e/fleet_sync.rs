@@ -38,6 +38,10 @@ fn the_fleet_manifests_hold_valid_configs() {
     assert!(
         matches!(&c.state.source, accessgate::config::StateSource::Redis(r) if r.url.starts_with("rediss://"))
     );
+    assert!(
+        c.state.cache_dir.is_some(),
+        "the gateways keep their state in cache_dir"
+    );
     let sync = manifest_toml("sync.yaml", "sync.toml", &pw);
     let c = accessgate::config::parse_str(&sync, &dir.path().join("sync.toml"))
         .unwrap_or_else(|e| panic!("{e}\n{sync}"));

@@ -52,6 +52,33 @@ fn plain_redis_only_to_loopback_and_the_url_is_required() {
 }
 
 #[test]
+fn a_gateway_following_redis_may_keep_a_cache_dir_a_file_source_may_not() {
+    let c = ok(&with(
+        "[state]\nsource = \"redis\"\nurl = \"redis://127.0.0.1\"\ncache_dir = \"/var/cache/ag\"\n",
+    ));
+    assert_eq!(c.state.cache_dir, Some("/var/cache/ag".into()));
+    let c = ok(&with(
+        "[state]\nsource = \"redis\"\nurl = \"redis://127.0.0.1\"\n",
+    ));
+    assert_eq!(c.state.cache_dir, None, "optional with redis");
+    for source in ["file", "http"] {
+        let url = if source == "http" {
+            "url = \"https://x.example/s\"\n"
+        } else {
+            ""
+        };
+        refused(
+            &with(&format!(
+                "[state]\nsource = \"{source}\"\n{url}cache_dir = \"c\" # here\n"
+            )),
+            "# here",
+            "state.cache_dir",
+            "only with source = \"graph\" or \"redis\"",
+        );
+    }
+}
+
+#[test]
 fn redis_keys_belong_to_redis_only() {
     refused(
         &with("[state]\nsource = \"file\"\nkey_prefix = \"x\" # here\n"),

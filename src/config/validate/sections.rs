@@ -319,9 +319,13 @@ pub(crate) fn state(ctx: &mut Ctx<'_>, file: Option<&Spanned<StateFile>>) -> Sta
         }
     };
     let cache_dir = match (f.and_then(|f| f.cache_dir.as_ref()), kind, file) {
-        (Some(v), Kind::Graph, _) => ctx.path(v, "state.cache_dir"),
+        (Some(v), Kind::Graph | Kind::Redis, _) => ctx.path(v, "state.cache_dir"),
         (Some(v), _, _) => {
-            ctx.error(v, "state.cache_dir", "only with source = \"graph\"");
+            ctx.error(
+                v,
+                "state.cache_dir",
+                "only with source = \"graph\" or \"redis\"",
+            );
             None
         }
         (None, Kind::Graph, Some(table)) => {

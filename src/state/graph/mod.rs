@@ -21,7 +21,7 @@ use crate::config::GraphConfig;
 use crate::ops::metrics::Metrics;
 use crate::policy::{PolicyState, RawAppPolicy, RawDevice, RawRegistration, RawUser, StateBuilder};
 
-mod cache;
+pub(crate) mod cache;
 pub mod collections;
 pub mod diff;
 pub mod map;

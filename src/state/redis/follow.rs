@@ -13,6 +13,10 @@
 //!   nothing of it applied, the snapshot reloaded; if the snapshot does not yet include the
 //!   bad entry, the gateway waits on its last good state for one that does.
 //!
+//! - With `cache_dir` ([`super::cache`]): the state served is kept on disk; a first
+//!   attempt at Redis that fails before any state is loaded serves the cache (at its
+//!   recorded age) and follows on from its position.
+//!
 //! Freshness is the publisher's: each entry carries when `sync` read it (`at`) and the
 //! head carries when it last confirmed its source (`confirmed_ms`), so a dead publisher
 //! makes the fleet's state age even while Redis answers.
@@ -25,12 +29,17 @@ use ::redis::Value;
 use ::redis::aio::MultiplexedConnection;
 use ::redis::streams::{StreamId, StreamReadReply};
 
+use super::cache::RedisCache;
 use super::{Head, Keys, client, connect, entry_id, read_snapshot};
 use crate::clock::unix_ms;
 use crate::config::RedisEndpoint;
 use crate::policy::state_overlay::COMPACT_AFTER;
 use crate::policy::{ChangeBatch, PolicyState};
 use crate::state::{StateSnapshot, StateStore};
+
+// Starting from `cache_dir` (a child module: it works on the follower's own fields).
+#[path = "follow_cache.rs"]
+mod follow_cache;
 
 /// Entries read per XREAD.
 const READ_COUNT: usize = 256;
@@ -78,6 +87,10 @@ pub(crate) struct Follower {
     /// A malformed entry we could not apply: wait for a snapshot that includes it.
     poisoned: Option<String>,
     compaction: Option<Compaction>,
+    /// `cache_dir`: the state served, kept on disk for a start while Redis is down.
+    cache: Option<Arc<RedisCache>>,
+    /// The cache is read at most once, before any state was loaded.
+    cache_tried: bool,
 }
 
 enum Step {
@@ -99,7 +112,14 @@ impl Follower {
             pos: None,
             poisoned: None,
             compaction: None,
+            cache: None,
+            cache_tried: false,
         }
+    }
+
+    pub(crate) fn with_cache(mut self, cache: Option<Arc<RedisCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Run until the store is dropped.
@@ -114,6 +134,10 @@ impl Follower {
                     };
                     store.follower_error(&self.origin, e);
                     drop(store);
+                    self.load_cache_once().await;
+                    if let Some(c) = &self.cache {
+                        c.poll();
+                    }
                     tokio::time::sleep(backoff.next()).await;
                 }
             }
@@ -137,6 +161,9 @@ impl Follower {
         loop {
             if self.store.strong_count() == 0 {
                 return Ok(Step::Stop);
+            }
+            if let Some(c) = &self.cache {
+                c.poll();
             }
             let Some(pos) = self.pos.clone() else {
                 self.load_snapshot(&mut conn).await?;
@@ -192,6 +219,9 @@ impl Follower {
                     Some(_) => {
                         if let Some(c) = confirmed {
                             store.confirm_at(c);
+                            if let Some(cache) = &self.cache {
+                                cache.confirmed(c);
+                            }
                         }
                         store.clear_follower_error();
                     }
@@ -218,6 +248,9 @@ impl Follower {
         let mut next: Option<PolicyState> = None;
         let mut confirmed: Option<i64> = None;
         let mut applied = 0usize;
+        let from = pos.version.clone();
+        // The raw batches applied, for the cache (kept only when there is one).
+        let mut raw: Vec<Arc<[u8]>> = Vec::new();
         for e in entries {
             let field = |k: &str| -> Option<Vec<u8>> {
                 e.map
@@ -238,12 +271,19 @@ impl Follower {
             match text("kind").as_deref() {
                 Some("batch") => {
                     let base = next.as_ref().unwrap_or(&current.state);
-                    let result = field("batch")
+                    let bytes = field("batch");
+                    let result = bytes
+                        .as_deref()
                         .ok_or_else(|| "no batch field".to_owned())
-                        .and_then(|b| ChangeBatch::from_json(&b))
+                        .and_then(ChangeBatch::from_json)
                         .and_then(|b| base.apply(&b).map(|s| (s, b)));
                     match result {
                         Ok((s, b)) => {
+                            if self.cache.is_some()
+                                && let Some(bytes) = bytes
+                            {
+                                raw.push(Arc::from(bytes));
+                            }
                             if let Some(c) = &mut self.compaction {
                                 c.replay.push(Arc::new(b));
                             }
@@ -288,6 +328,11 @@ impl Follower {
                 confirmed = Some(at);
             }
             pos.version = e.id.clone();
+        }
+        if let Some(c) = &self.cache
+            && pos.version != from
+        {
+            c.advanced(&pos.version, raw, confirmed);
         }
         if let Some(state) = next {
             store.install_followed(state, &self.origin, confirmed);
@@ -352,9 +397,12 @@ impl Follower {
             self.poisoned = None;
         }
         let bytes = read_snapshot(conn, &self.keys, &head).await?;
-        let parsed = tokio::task::spawn_blocking(move || PolicyState::from_json(&bytes))
-            .await
-            .unwrap_or_else(|e| Err(format!("state parser stopped: {e}")));
+        let (parsed, bytes) = tokio::task::spawn_blocking(move || {
+            let parsed = PolicyState::from_json(&bytes);
+            (parsed, Some(bytes))
+        })
+        .await
+        .unwrap_or_else(|e| (Err(format!("state parser stopped: {e}")), None));
         let Some(store) = self.store.upgrade() else {
             return Ok(());
         };
@@ -370,6 +418,12 @@ impl Follower {
         let counts = state.counts();
         store.install_followed(state, &self.origin, head.confirmed_ms);
         store.clear_follower_error();
+        if let (Some(c), Some(bytes)) = (&self.cache, bytes) {
+            // The head's confirmation covers `last`; it is the snapshot's own only when no
+            // entry follows it. Otherwise the cache waits for the entries' own times.
+            let confirmed = head.confirmed_ms.filter(|_| head.version == head.last);
+            c.snapshot_loaded(&head.snapshot, &head.version, confirmed, Arc::new(bytes));
+        }
         if let Some(m) = &store.metrics {
             m.reloads_total
                 .with_label_values(&["state", "success"])
@@ -459,12 +513,29 @@ impl StateStore {
         metrics: Option<crate::ops::metrics::Metrics>,
         wait: Duration,
     ) -> Arc<StateStore> {
+        Self::follow_redis_cached(endpoint, None, freshness, metrics, wait).await
+    }
+
+    /// As [`StateStore::follow_redis`], keeping the state served in `cache_dir` (see
+    /// [`super::cache`]): a start while Redis is unreachable serves it.
+    pub async fn follow_redis_cached(
+        endpoint: RedisEndpoint,
+        cache_dir: Option<&std::path::Path>,
+        freshness: crate::state::Freshness,
+        metrics: Option<crate::ops::metrics::Metrics>,
+        wait: Duration,
+    ) -> Arc<StateStore> {
         let store = StateStore::without_state(freshness);
         let store = match metrics {
             Some(m) => store.with_metrics(m),
             None => store,
         };
-        let follower = Follower::new(Arc::downgrade(&store), endpoint, freshness.refresh);
+        let cache = cache_dir.map(|d| Arc::new(RedisCache::new(d, &endpoint.key_prefix)));
+        if let Some(c) = &cache {
+            let _ = store.redis_cache.set(c.clone());
+        }
+        let follower =
+            Follower::new(Arc::downgrade(&store), endpoint, freshness.refresh).with_cache(cache);
         let handle = tokio::spawn(follower.run());
         if let Ok(mut t) = store.task.lock() {
             *t = Some(handle.abort_handle());

@@ -19,6 +19,7 @@ use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
 
 use crate::config::RedisEndpoint;
 
+pub(crate) mod cache;
 pub mod follow;
 
 /// Snapshot chunk size: well under Redis's 512 MB string limit, small enough that one GET
