@@ -122,8 +122,19 @@ impl Source {
     /// Fetch if changed. `loaded = false` ignores any remembered version (nothing is
     /// loaded, so "unchanged" would be meaningless).
     pub(crate) async fn fetch(&self, loaded: bool) -> Result<Fetched, String> {
+        self.fetch_with(loaded, None).await
+    }
+
+    /// [`Source::fetch`]; a Graph source hands each page of its round to `hook` as it is
+    /// read (`accessgate sync` publishes critical changes from it). Other sources have no
+    /// pages: they ignore it.
+    pub(crate) async fn fetch_with(
+        &self,
+        loaded: bool,
+        hook: Option<&dyn super::graph::PageHook>,
+    ) -> Result<Fetched, String> {
         match self {
-            Source::Graph(g) => match g.fetch(loaded).await {
+            Source::Graph(g) => match g.fetch_with(loaded, hook).await {
                 Ok(super::graph::Fetch::State { state, at }) => Ok(Fetched::State {
                     state: Box::new(state),
                     at,
