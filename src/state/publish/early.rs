@@ -205,3 +205,7 @@ pub async fn publish_page(
     }
     Ok(sent)
 }
+
+#[cfg(test)]
+#[path = "early_tests.rs"]
+mod tests;
