@@ -121,12 +121,9 @@ impl Source {
 
     /// Fetch if changed. `loaded = false` ignores any remembered version (nothing is
     /// loaded, so "unchanged" would be meaningless).
-    pub(crate) async fn fetch(&self, loaded: bool) -> Result<Fetched, String> {
-        self.fetch_with(loaded, None).await
-    }
-
-    /// [`Source::fetch`]; a Graph source hands each page of its round to `hook` as it is
-    /// read (`accessgate sync` publishes critical changes from it). Other sources have no
+    ///
+    /// A Graph source hands each page of its round to `hook` as it is read (critical
+    /// changes go out, or are applied, before the round ends). Other sources have no
     /// pages: they ignore it.
     pub(crate) async fn fetch_with(
         &self,

@@ -263,3 +263,91 @@ async fn an_early_batch_is_a_batch_and_needs_the_lease() {
     );
     assert_eq!(stream_len(&redis, "early2").await, n + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_graph_applies_critical_changes_while_its_round_is_held() {
+    use accessgate::state::{RefreshOutcome, StateStore};
+    let mut tenant = Tenant::default();
+    tenant.users.push(User::new(ALICE).licensed());
+    tenant.users.push(User::new(BOB).licensed());
+    tenant.devices.push(Device::new(BOB_DEV, BOB));
+    tenant.devices.push(Device::new(ALICE_DEV, ALICE));
+    tenant.devices.push(Device::new(SPARE_DEV, ALICE));
+    let double = GraphDouble::start(
+        tenant,
+        DoubleConfig {
+            intune_page_size: 1,
+            ..DoubleConfig::default()
+        },
+    )
+    .await;
+    let h = double.handle();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DoubleConfig::default();
+    let secret = dir.path().join("graph-secret");
+    std::fs::write(&secret, cfg.client_secret.clone().unwrap()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    // refresh = 1h: the test runs each round itself. Only `[state]` is used (the
+    // `[publish]` table spares the listener and routes a whole gateway config needs).
+    let text = format!(
+        "[state]\nsource = \"graph\"\nrefresh = \"1h\"\nmax_staleness = \"2h\"\ncache_dir = \"{}\"\n\n[graph]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\nlogin_url = \"{url}\"\ngraph_url = \"{url}\"\n\n[publish]\nto = \"file\"\npath = \"{}\"\n",
+        cache.display(),
+        cfg.tenant_id,
+        cfg.client_id,
+        secret.display(),
+        dir.path().join("unused.json").display(),
+        url = double.url(),
+    );
+    let config = accessgate::config::parse_str(&text, &dir.path().join("gw.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let store = StateStore::start(&config.state, &accessgate::ops::metrics::Metrics::new()).await;
+    let view = |s: &StateStore| {
+        let snap = s.current().unwrap();
+        (
+            snap.state.user(ALICE).unwrap().account_enabled,
+            snap.state
+                .device(BOB_DEV)
+                .unwrap()
+                .compliance
+                .is_compliant(),
+        )
+    };
+    assert_eq!(view(&store), (true, true), "the first round is loaded");
+    let age_before = store.age(std::time::SystemTime::now());
+
+    let end = Gate::default();
+    h.inject(Fault::hold(Collection::ManagedDevices, 2, &end));
+    h.set_account_enabled(ALICE, false);
+    h.set_device_compliance(BOB_DEV, "noncompliant");
+    let s2 = store.clone();
+    let round = tokio::spawn(async move { s2.refresh().await });
+    assert!(
+        eventually(WAIT, || view(&store) == (false, false)).await,
+        "the critical changes were not applied while the round was read"
+    );
+    assert_eq!(
+        end.waiting(),
+        1,
+        "the round was not held while the state was checked"
+    );
+    assert!(!round.is_finished());
+    // Applied early, but not a confirmation of the whole state: its age goes on.
+    assert!(store.age(std::time::SystemTime::now()) >= age_before);
+
+    end.open();
+    assert!(matches!(round.await.unwrap(), RefreshOutcome::Updated));
+    assert_eq!(view(&store), (false, false), "the round's end keeps them");
+    h.set_device_compliance(BOB_DEV, "compliant");
+    assert!(matches!(store.refresh().await, RefreshOutcome::Updated));
+    assert_eq!(
+        view(&store),
+        (false, true),
+        "loosening arrives with its round"
+    );
+}

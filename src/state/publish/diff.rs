@@ -22,7 +22,7 @@ use crate::policy::values::fold;
 pub const BATCH_RECORDS: usize = 1_000;
 
 /// user x app x device (device empty when absent), folded.
-pub(super) type RegKey = (Box<str>, Box<str>, Box<str>);
+pub type RegKey = (Box<str>, Box<str>, Box<str>);
 
 /// One document, indexed by record key.
 #[derive(Debug, Clone, Default)]

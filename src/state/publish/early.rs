@@ -30,7 +30,55 @@ use super::diff::{
 use super::{PublishError, RedisPublisher};
 use crate::policy::RawUser;
 use crate::policy::values::parse_rfc3339;
-use crate::state::graph::Page;
+use crate::state::graph::{Mapped, Page};
+
+/// The state as published, one record's text at a time (keys folded, registrations by
+/// user x app x device with "" for none): `sync`'s published [`Records`], or a gateway's
+/// last Graph round ([`Mapped`], serialised on demand, the same text `sync` would publish).
+pub trait Published {
+    fn user(&self, id: &str) -> Option<Cow<'_, [u8]>>;
+    fn device(&self, id: &str) -> Option<Cow<'_, [u8]>>;
+    fn registration(&self, key: &RegKey) -> Option<Cow<'_, [u8]>>;
+    fn has_user(&self, id: &str) -> bool {
+        self.user(id).is_some()
+    }
+}
+
+impl Published for Records {
+    fn user(&self, id: &str) -> Option<Cow<'_, [u8]>> {
+        self.users.get(id).map(|r| Cow::Borrowed(self.text(r)))
+    }
+    fn device(&self, id: &str) -> Option<Cow<'_, [u8]>> {
+        self.devices.get(id).map(|r| Cow::Borrowed(self.text(r)))
+    }
+    fn registration(&self, key: &RegKey) -> Option<Cow<'_, [u8]>> {
+        self.regs.get(key).map(|r| Cow::Borrowed(self.text(r)))
+    }
+}
+
+impl Published for Mapped {
+    fn has_user(&self, id: &str) -> bool {
+        self.users.contains_key(id)
+    }
+    fn user(&self, id: &str) -> Option<Cow<'_, [u8]>> {
+        self.users
+            .get(id)
+            .and_then(|r| ser(r).ok())
+            .map(|b| Cow::Owned(b.into()))
+    }
+    fn device(&self, id: &str) -> Option<Cow<'_, [u8]>> {
+        self.devices
+            .get(id)
+            .and_then(|r| ser(r).ok())
+            .map(|b| Cow::Owned(b.into()))
+    }
+    fn registration(&self, (u, a, d): &RegKey) -> Option<Cow<'_, [u8]>> {
+        self.registrations
+            .get(&crate::state::graph::map::registration_key(u, a, d))
+            .and_then(|r| ser(r).ok())
+            .map(|b| Cow::Owned(b.into()))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Key {
@@ -84,6 +132,11 @@ impl Pending {
 }
 
 impl Early {
+    /// Record what `p` holds as published (call only once it is applied everywhere it goes).
+    pub fn record(&mut self, p: &Pending) {
+        self.commit(&p.items);
+    }
+
     /// Record `items` as published (call only once their batch is in the stream).
     fn commit(&mut self, items: &[(Key, Box<[u8]>)]) {
         for (k, text) in items {
@@ -107,17 +160,21 @@ fn later<'a>(published: Option<Cow<'a, str>>, read: Option<&Cow<'_, str>>) -> Op
 
 /// What of `page` takes access away from the state as published (`published` with
 /// `early` on top).
-pub fn pending(published: &Records, early: &Early, page: &Page) -> Result<Pending, String> {
+pub fn pending(
+    published: &(impl Published + ?Sized),
+    early: &Early,
+    page: &Page,
+) -> Result<Pending, String> {
     let mut out = Pending::default();
     match page {
         Page::Users(users) => {
             for u in users {
                 let key = folded(&u.id);
-                let current: Option<&[u8]> = match early.users.get(&key) {
-                    Some(t) => Some(t),
-                    None => published.users.get(&key).map(|r| published.text(r)),
+                let current = match early.users.get(&key) {
+                    Some(t) => Some(Cow::Borrowed(&t[..])),
+                    None => published.user(&key),
                 };
-                let Some(current) = current else {
+                let Some(current) = current.as_deref() else {
                     continue;
                 };
                 let cur: RawUser<'_> = serde_json::from_slice(current)
@@ -141,10 +198,11 @@ pub fn pending(published: &Records, early: &Early, page: &Page) -> Result<Pendin
         Page::Devices(devices) => {
             for d in devices {
                 let key = folded(&d.device_id);
-                let current: Option<&[u8]> = match early.devices.get(&key) {
-                    Some(t) => Some(t),
-                    None => published.devices.get(&key).map(|r| published.text(r)),
+                let current = match early.devices.get(&key) {
+                    Some(t) => Some(Cow::Borrowed(&t[..])),
+                    None => published.device(&key),
                 };
+                let current = current.as_deref();
                 let text = ser(d)?;
                 if current != Some(&text[..]) && critical(Kind::Device, &text, current) {
                     out.items.push((Key::Device(key), text));
@@ -154,8 +212,7 @@ pub fn pending(published: &Records, early: &Early, page: &Page) -> Result<Pendin
         Page::Registrations(regs) => {
             for r in regs {
                 let user = folded(&r.user_id);
-                let user_known =
-                    early.users.contains_key(&user) || published.users.contains_key(&user);
+                let user_known = early.users.contains_key(&user) || published.has_user(&user);
                 if !user_known {
                     continue;
                 }
@@ -164,10 +221,11 @@ pub fn pending(published: &Records, early: &Early, page: &Page) -> Result<Pendin
                     folded(&r.app_id),
                     folded(r.device_id.as_deref().unwrap_or("")),
                 );
-                let current: Option<&[u8]> = match early.regs.get(&key) {
-                    Some(t) => Some(t),
-                    None => published.regs.get(&key).map(|x| published.text(x)),
+                let current = match early.regs.get(&key) {
+                    Some(t) => Some(Cow::Borrowed(&t[..])),
+                    None => published.registration(&key),
                 };
+                let current = current.as_deref();
                 let text = ser(r)?;
                 if current != Some(&text[..]) && critical(Kind::Registration, &text, current) {
                     out.items.push((Key::Registration(key), text));

@@ -34,7 +34,7 @@ fn device(id: &str, state: &str, os: &str) -> RawDevice<'static> {
         compliance_state: Cow::Owned(state.into()),
         operating_system: Some(Cow::Borrowed("iOS")),
         os_version: Some(Cow::Owned(os.into())),
-        noncompliant_since: (state != "compliant").then(|| Cow::Borrowed("2026-12-01T10:00:00Z")),
+        noncompliant_since: (state != "compliant").then_some(Cow::Borrowed("2026-12-01T10:00:00Z")),
         remediation: None,
     }
 }
