@@ -125,6 +125,10 @@ async fn a_critical_change_reaches_the_gateway_while_its_round_is_still_held() {
     let devices_before = h.counters().pages(Collection::ManagedDevices);
     let released = Instant::now();
     start.open();
+    assert!(
+        eventually(WAIT, || end.waiting() == 1).await,
+        "the round never reached its last devices page"
+    );
 
     // A disabled account's token is refused as a whole (401); a noncompliant device is a
     // failed grant (403).
@@ -327,6 +331,10 @@ async fn a_gateway_on_graph_applies_critical_changes_while_its_round_is_held() {
     h.set_device_compliance(BOB_DEV, "noncompliant");
     let s2 = store.clone();
     let round = tokio::spawn(async move { s2.refresh().await });
+    assert!(
+        eventually(WAIT, || end.waiting() == 1).await,
+        "the round never reached its last devices page"
+    );
     assert!(
         eventually(WAIT, || view(&store) == (false, false)).await,
         "the critical changes were not applied while the round was read"
