@@ -5,7 +5,9 @@
 //! A round reads every collection to its end, maps, and only then builds and hands over
 //! one new [`PolicyState`]; a round that fails anywhere hands over nothing, so the last
 //! good state stays in force and its age keeps counting (the store's usual
-//! `max_staleness` / `fail_open` rule). Users come through `users/delta` (the deltaLink
+//! `max_staleness` / `fail_open` rule). Before that, a [`PageHook`] may see each page's
+//! mapped records as they are read ([`early`]): that is how critical changes reach
+//! gateways without waiting for the round, and why they survive a round that fails. Users come through `users/delta` (the deltaLink
 //! is kept for the next round and committed only with a good round); the Intune
 //! collections have no delta and are read in full.
 //!
