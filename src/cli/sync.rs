@@ -388,7 +388,9 @@ async fn publish(
         });
         return Ok(());
     };
-    if Arc::ptr_eq(&p.records, &latest) && p.early.is_empty() {
+    // The same round again (nothing new was read): early records are newer than it, so
+    // diffing it against them would undo them. Only confirm.
+    if Arc::ptr_eq(&p.records, &latest) {
         return publisher.confirm(read_at).await;
     }
     let (old, early, new) = (
