@@ -6,6 +6,10 @@
 //!   publish call) to all 8 in-process gateway stores (`[state] source = "redis"`
 //!   followers, one connection each) serving it. Stores are polled every 100 us, so each
 //!   figure is high by up to the timer's granularity (~1 ms).
+//! - early: 200 Graph pages of one device turned noncompliant handed to the early
+//!   publisher (`state::publish::early::publish_page`: compared with the published
+//!   state, published as a batch); the time from the page's arrival to all 8 stores
+//!   applying it (same polling).
 //! - Redis memory: `INFO memory` before and after publishing a 1M-device snapshot
 //!   (100k users, 1M devices, 1M app registrations). Skipped with
 //!   `ACCESSGATE_BENCH_SKIP_LOAD`.
@@ -88,6 +92,58 @@ fn big_doc() -> Vec<u8> {
     }
     s.push_str("]}");
     s.into_bytes()
+}
+
+/// Page arrival -> all stores applying, through the early publisher.
+async fn early(publisher: &mut RedisPublisher, stores: &[Arc<StateStore>], at: i64) {
+    use accessgate::policy::RawDevice;
+    use accessgate::state::graph::Page;
+    use accessgate::state::publish::diff::{Early, Records};
+    let published =
+        Records::index(bytes::Bytes::from(small_doc())).unwrap_or_else(|e| panic!("{e}"));
+    let mut early = Early::default();
+    let mut lat = Vec::new();
+    // Devices the propagation run above did not touch: compliant as published.
+    for i in 0..200 {
+        let dev = format!("dev-{}", DEVICES / 2 + i);
+        let page = Page::Devices(vec![RawDevice {
+            device_id: dev.clone().into(),
+            compliance_state: "noncompliant".into(),
+            operating_system: Some("iOS".into()),
+            os_version: None,
+            noncompliant_since: None,
+            remediation: None,
+        }]);
+        let t = Instant::now();
+        let n = accessgate::state::publish::early::publish_page(
+            publisher, &published, &mut early, &page, at,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 1, "the page's critical record was not published");
+        let deadline = t + Duration::from_secs(10);
+        while !stores.iter().all(|s| {
+            s.current()
+                .and_then(|c| c.state.device(&dev).map(|d| d.compliance.is_compliant()))
+                == Some(false)
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "early change {i} never reached all stores"
+            );
+            tokio::time::sleep(Duration::from_micros(100)).await;
+        }
+        lat.push(t.elapsed());
+    }
+    lat.sort_unstable();
+    let q = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
+    println!(
+        "early (page arrival -> {GATEWAYS} gateway stores) over {} pages: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        lat.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
 }
 
 async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
@@ -219,6 +275,7 @@ async fn run(port: u16) {
         at(0.99).as_secs_f64() * 1e3,
         at(1.0).as_secs_f64() * 1e3
     );
+    early(&mut publisher, &stores, now()).await;
     drop(stores);
     if std::env::var_os("ACCESSGATE_BENCH_SKIP_LOAD").is_some() {
         return;

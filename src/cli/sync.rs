@@ -6,8 +6,12 @@
 //! others keep reading their source so that, taking over, they publish at once. A new
 //! holder starts with a full snapshot ("rebase": it cannot know what its predecessor
 //! streamed); then each round is diffed record by record against the last published one
-//! and only the changed records go out, those that take access away first. A round that
-//! fails publishes nothing (followers' state ages, the usual staleness rule applies).
+//! and only the changed records go out, those that take access away first. With Graph,
+//! those are not held until the round ends: each page is compared with the state as
+//! published as it is read, and what takes access away goes out at once
+//! (`state::publish::early`); the round's diff then starts from the state as published,
+//! early batches included. A round that fails publishes nothing more (followers' state
+//! ages, the usual staleness rule applies); its early batches stand (they are true in Graph).
 
 use std::future::Future;
 use std::io::Write;
@@ -18,8 +22,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::clock::unix_ms;
 use crate::config::{Config, PublishTarget, RedisEndpoint, StateSource};
 use crate::policy::{PolicyState, RawAppPolicy, RawDevice, RawRegistration, RawUser};
-use crate::state::graph::{GraphSource, Mapped, RetryPolicy};
-use crate::state::publish::diff::{Records, diff};
+use crate::state::graph::early::QueueHook;
+use crate::state::graph::{GraphSource, Mapped, Page, PageHook, RetryPolicy};
+use crate::state::publish::diff::{Early, Records, diff_with};
+use crate::state::publish::early::publish_page;
 use crate::state::publish::{
     LeaseState, PublishError, RedisPublisher, random_id, release_lease, run_lease,
 };
@@ -30,6 +36,9 @@ use crate::state::source::{Fetched, Source};
 pub const SNAPSHOT_EVERY_BATCHES: usize = 500;
 /// ... or this long after the last snapshot, when anything changed since.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(600);
+/// Pages waiting for the early publisher; when it falls behind (Redis slow) further pages
+/// wait for the end of their round instead of piling up.
+const EARLY_QUEUE_PAGES: usize = 64;
 
 /// Run until `stop` completes. Errors only when it cannot start at all.
 pub async fn run(config: &Config, stop: impl Future<Output = ()>) -> Result<(), String> {
@@ -103,8 +112,8 @@ fn graph_doc(m: &Mapped) -> Result<Vec<u8>, String> {
 impl Input {
     /// One round: `Ok(true)` when new records were read, `Ok(false)` when the source is
     /// unchanged; an error keeps the last good records.
-    async fn round(&mut self) -> Result<bool, String> {
-        match self.src.fetch(self.latest.is_some()).await? {
+    async fn round(&mut self, hook: Option<&dyn PageHook>) -> Result<bool, String> {
+        match self.src.fetch_with(self.latest.is_some(), hook).await? {
             Fetched::Unchanged => Ok(false),
             Fetched::State { .. } => {
                 let Source::Graph(g) = &self.src else {
@@ -114,7 +123,7 @@ impl Input {
                 // records): run the round now rather than publish a stand-in.
                 let mapped = match g.last().await {
                     Some(m) => m,
-                    None => match self.src.fetch(true).await? {
+                    None => match self.src.fetch_with(true, hook).await? {
                         Fetched::State { .. } => g
                             .last()
                             .await
@@ -174,7 +183,7 @@ async fn run_file(
             _ = &mut stop => return Ok(()),
             _ = tick.tick() => {}
         }
-        match input.round().await {
+        match input.round(None).await {
             Ok(true) => {
                 let Some(r) = input.latest.clone() else {
                     continue;
@@ -231,6 +240,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 struct Published {
     generation: u64,
     records: Arc<Records>,
+    /// Records published early since `records` (a round's diff folds them in).
+    early: Early,
     batches_since_snapshot: usize,
     snapshot_at: Instant,
 }
@@ -265,7 +276,18 @@ async fn run_redis(
         tokio::select! {
             _ = &mut stop => break,
             _ = tick.tick() => {
-                match input.round().await {
+                let (tx, rx) = tokio::sync::mpsc::channel(EARLY_QUEUE_PAGES);
+                // The round and the early publisher run together; the queue closes when
+                // the round ends (the hook is dropped with it), so the round's own
+                // publish below starts only after every early batch of the round.
+                let (round, ()) = tokio::join!(
+                    async {
+                        let hook = QueueHook(tx);
+                        input.round(Some(&hook)).await
+                    },
+                    publish_early(rx, &mut publisher, &lease, &mut published, read_at),
+                );
+                match round {
                     Ok(_) => read_at = unix_ms(SystemTime::now()),
                     Err(e) => {
                         tracing::warn!(error = %e, "sync: round failed; nothing published");
@@ -306,6 +328,44 @@ async fn run_redis(
     Ok(())
 }
 
+/// Publish each queued page's critical records as it arrives, while this process holds
+/// the lease and has published a state to build on (before that, the round's end
+/// publishes everything). `at_ms`: when the published state was last confirmed whole.
+async fn publish_early(
+    mut pages: tokio::sync::mpsc::Receiver<Page>,
+    publisher: &mut RedisPublisher,
+    lease: &LeaseState,
+    published: &mut Option<Published>,
+    at_ms: i64,
+) {
+    while let Some(page) = pages.recv().await {
+        if !lease.held() {
+            *published = None;
+            continue;
+        }
+        let generation = lease.generation();
+        let Some(p) = published.as_mut().filter(|p| p.generation == generation) else {
+            continue;
+        };
+        match publish_page(publisher, &p.records, &mut p.early, &page, at_ms).await {
+            Ok(0) => {}
+            Ok(n) => {
+                p.batches_since_snapshot += n.div_ceil(crate::state::publish::diff::BATCH_RECORDS);
+                tracing::info!(records = n, "sync: critical changes published as read");
+            }
+            Err(PublishError::NotLeader) => {
+                tracing::warn!("sync: the lease is gone; standing by");
+                lease.lost();
+                *published = None;
+            }
+            Err(PublishError::Redis(e)) => {
+                tracing::warn!(error = %e, "sync: early publish failed; the round's end publishes a full snapshot");
+                *published = None;
+            }
+        }
+    }
+}
+
 async fn publish(
     publisher: &mut RedisPublisher,
     lease: &LeaseState,
@@ -322,16 +382,23 @@ async fn publish(
         *published = Some(Published {
             generation,
             records: latest,
+            early: Early::default(),
             batches_since_snapshot: 0,
             snapshot_at: Instant::now(),
         });
         return Ok(());
     };
+    // The same round again (nothing new was read): early records are newer than it, so
+    // diffing it against them would undo them. Only confirm.
     if Arc::ptr_eq(&p.records, &latest) {
         return publisher.confirm(read_at).await;
     }
-    let (old, new) = (p.records.clone(), latest.clone());
-    let batches = tokio::task::spawn_blocking(move || diff(&old, &new))
+    let (old, early, new) = (
+        p.records.clone(),
+        std::mem::take(&mut p.early),
+        latest.clone(),
+    );
+    let batches = tokio::task::spawn_blocking(move || diff_with(&old, &early, &new))
         .await
         .map_err(|e| PublishError::Redis(format!("diff stopped: {e}")))?;
     let n = batches.len();

@@ -26,6 +26,7 @@ use crate::config::{StateConfig, StateSource};
 use crate::ops::metrics::Metrics;
 use crate::policy::PolicyState;
 
+mod early_apply;
 pub mod graph;
 pub mod publish;
 pub mod redis;
@@ -356,7 +357,22 @@ impl StateStore {
         };
         let mut src = source.lock().await;
         let loaded = self.current.load().is_some();
-        let outcome = match src.fetch(loaded).await {
+        // Graph: critical changes are applied as their pages are read, on top of the
+        // state built from the connector's last round (none before a first round).
+        let hook = match &*src {
+            Source::Graph(g) if loaded => g.last().await.map(|last| early_apply::StoreHook {
+                store: self,
+                last,
+                origin: src.origin().to_owned(),
+                early: Mutex::default(),
+            }),
+            _ => None,
+        };
+        let fetched = src
+            .fetch_with(loaded, hook.as_ref().map(|h| h as &dyn graph::PageHook))
+            .await;
+        drop(hook);
+        let outcome = match fetched {
             Ok(Fetched::Unchanged) => {
                 self.checked_at_ms
                     .store(clock::unix_ms(clock::now()), Ordering::Release);

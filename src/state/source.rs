@@ -121,9 +121,17 @@ impl Source {
 
     /// Fetch if changed. `loaded = false` ignores any remembered version (nothing is
     /// loaded, so "unchanged" would be meaningless).
-    pub(crate) async fn fetch(&self, loaded: bool) -> Result<Fetched, String> {
+    ///
+    /// A Graph source hands each page of its round to `hook` as it is read (critical
+    /// changes go out, or are applied, before the round ends). Other sources have no
+    /// pages: they ignore it.
+    pub(crate) async fn fetch_with(
+        &self,
+        loaded: bool,
+        hook: Option<&dyn super::graph::PageHook>,
+    ) -> Result<Fetched, String> {
         match self {
-            Source::Graph(g) => match g.fetch(loaded).await {
+            Source::Graph(g) => match g.fetch_with(loaded, hook).await {
                 Ok(super::graph::Fetch::State { state, at }) => Ok(Fetched::State {
                     state: Box::new(state),
                     at,

@@ -81,7 +81,7 @@ impl Drop for Sync {
     }
 }
 
-fn endpoint(url: &str, prefix: &str) -> RedisEndpoint {
+pub(crate) fn endpoint(url: &str, prefix: &str) -> RedisEndpoint {
     RedisEndpoint {
         url: url.into(),
         key_prefix: prefix.into(),
@@ -97,7 +97,7 @@ fn freshness() -> Freshness {
     }
 }
 
-async fn follower(url: &str, prefix: &str, m: Option<Metrics>) -> Arc<StateStore> {
+pub(crate) async fn follower(url: &str, prefix: &str, m: Option<Metrics>) -> Arc<StateStore> {
     StateStore::follow_redis(
         endpoint(url, prefix),
         freshness(),
@@ -115,7 +115,7 @@ fn device_compliant(store: &StateStore) -> Option<bool> {
 }
 
 /// A gateway whose `[state]` follows Redis, with one `compliant_device` route.
-struct FleetGateway {
+pub(crate) struct FleetGateway {
     gw: TestGateway,
     up: Upstream,
     signer: accessgate::authn::dev::DevSigner,
@@ -123,7 +123,7 @@ struct FleetGateway {
 }
 
 impl FleetGateway {
-    async fn start(url: &str, prefix: &str) -> Self {
+    pub(crate) async fn start(url: &str, prefix: &str) -> Self {
         let spec = CaSpec::new(
             "[[policies]]\nname = \"managed\"\nresources = [\"corp-api\"]\ninclude_users = [\"all\"]\ngrant = { controls = [\"compliant_device\"] }\n",
             json!({}),
@@ -149,16 +149,21 @@ impl FleetGateway {
     }
 
     fn token(&self) -> String {
+        self.token_for("u-1", "dev-1")
+    }
+
+    /// A token for user `oid` on device `device`.
+    pub(crate) fn token_for(&self, oid: &str, device: &str) -> String {
         self.signer
             .mint(&accessgate::authn::dev::DevTokenOptions {
-                oid: Some("u-1".into()),
-                deviceid: Some("dev-1".into()),
+                oid: Some(oid.into()),
+                deviceid: Some(device.into()),
                 ..Default::default()
             })
             .unwrap()
     }
 
-    async fn status(&self, token: &str) -> u16 {
+    pub(crate) async fn status(&self, token: &str) -> u16 {
         let auth = format!("Bearer {token}");
         let (parts, _) = send(
             &self.client,
@@ -398,7 +403,7 @@ async fn a_gateway_started_while_redis_is_down_is_not_ready_then_catches_up() {
 }
 
 /// A publisher driven by hand (holding the lease) for the stream tests.
-async fn manual_publisher(redis: &RedisServer, prefix: &str) -> RedisPublisher {
+pub(crate) async fn manual_publisher(redis: &RedisServer, prefix: &str) -> RedisPublisher {
     let mut conn = redis.conn().await;
     let _: () = redis::cmd("SET")
         .arg(format!("{prefix}:lock"))

@@ -7,7 +7,8 @@
 //! - `proxy_*`: forwarding, connections, errors, operations of the proxy itself.
 //! - `ops`: metrics, admin endpoints, reload, the binary's subcommands.
 //! - `observe_phases`: the decision log's phase fields and `Server-Timing`.
-//! - `fleet`: `accessgate sync` and gateways following Redis (needs `redis-server`).
+//! - `fleet`: `accessgate sync` and gateways following Redis (needs `redis-server`);
+//!   `fleet_early`: critical changes reaching gateways while their round is still held.
 //! - `client_compat`: real client libraries (azure-core in Python, MSAL.NET's parser).
 //! - `policy_props`, `robustness`: property tests of everything that faces the internet.
 //! - `graph_double_selftest`: the Microsoft Graph double (`tests/graph_double/`) checks itself.
@@ -32,6 +33,7 @@ mod decisions_grants;
 mod decisions_lifecycle;
 mod demo;
 mod fleet;
+mod fleet_early;
 mod fleet_graph;
 mod fleet_sync;
 mod gateway_errors;

@@ -1,6 +1,8 @@
 //! What a test can make the double do wrong, and what it counts.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Each endpoint family the double serves; faults and counters are keyed by it.
@@ -60,6 +62,66 @@ pub enum FaultAction {
     Body(String),
     /// Wait, then answer normally ("slow responses"; a long wait is a hang).
     Delay(Duration),
+    /// Hold the answer until the test opens the gate (at most [`Gate::MAX_HOLD`]): a
+    /// round that cannot end until the test says so.
+    Hold(Gate),
+}
+
+/// A gate a held request waits at; the test opens it. Counts who is waiting, so a test
+/// can prove the request is still held when it checks something.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<GateInner>);
+
+#[derive(Debug)]
+struct GateInner {
+    open: tokio::sync::watch::Sender<bool>,
+    waiting: AtomicUsize,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(Arc::new(GateInner {
+            open: tokio::sync::watch::Sender::new(false),
+            waiting: AtomicUsize::new(0),
+        }))
+    }
+}
+
+impl Gate {
+    /// A held request is answered after this even if the gate stays shut (no test hangs).
+    pub const MAX_HOLD: Duration = Duration::from_secs(60);
+
+    pub fn open(&self) {
+        self.0.open.send_replace(true);
+    }
+
+    /// Requests waiting at the gate right now.
+    pub fn waiting(&self) -> usize {
+        self.0.waiting.load(Ordering::SeqCst)
+    }
+
+    pub(crate) async fn pass(&self) {
+        let mut rx = self.0.open.subscribe();
+        self.0.waiting.fetch_add(1, Ordering::SeqCst);
+        let _ = tokio::time::timeout(Self::MAX_HOLD, rx.wait_for(|open| *open)).await;
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What the server waits for before it answers.
+#[derive(Clone, Debug)]
+pub(crate) enum Wait {
+    Sleep(Duration),
+    Gate(Gate),
+}
+
+impl Wait {
+    pub(crate) async fn run(self) {
+        match self {
+            Wait::Sleep(d) => tokio::time::sleep(d).await,
+            Wait::Gate(g) => g.pass().await,
+        }
+    }
 }
 
 /// A fault: fires on requests for `collection` (and, when `page` is set, only on that
@@ -128,6 +190,15 @@ impl Fault {
             page: None,
             times: n,
             action: FaultAction::Delay(delay),
+        }
+    }
+    /// Page `page` of the next round is held until `gate` opens (once).
+    pub fn hold(collection: Collection, page: u32, gate: &Gate) -> Fault {
+        Fault {
+            collection,
+            page: Some(page),
+            times: 1,
+            action: FaultAction::Hold(gate.clone()),
         }
     }
     /// Restricts the fault to one page.

@@ -53,7 +53,8 @@
 //! - Faults ([`Fault`]): `throttle` (N 429s, with or without `Retry-After`),
 //!   `unavailable` (503), `status`, `fail_page` (page k of a collection answers 500...),
 //!   `garbage_page` / `body_page` (a 200 that is not a page), `slow` (a delay; a long one
-//!   is a hang); `Collection::Token` targets the token endpoint. Also
+//!   is a hang), `hold` (page k waits until the test opens a [`Gate`]: a round held
+//!   open); `Collection::Token` targets the token endpoint. Also
 //!   `refuse_credentials(true)`, `revoke_access_tokens()` (next Graph call 401s),
 //!   `expire_delta_tokens()` (the next delta link answers 410).
 //! - Counters ([`Counters`]): requests per collection and status, pages and items served
@@ -84,7 +85,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 #[allow(unused_imports)]
-pub use faults::{Collection, Counters, Fault, FaultAction};
+pub use faults::{Collection, Counters, Fault, FaultAction, Gate};
 #[allow(unused_imports)]
 pub use generate::{
     AZURE_APP_ANDROID_PACKAGE, AZURE_APP_CLIENT_ID, AZURE_APP_IOS_BUNDLE, Generated, generate,

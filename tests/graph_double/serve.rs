@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use super::faults::{Collection, Counters, Fault, FaultAction};
+use super::faults::{Collection, Counters, Fault, FaultAction, Wait};
 use super::model::{Member, Tenant};
 use super::pages;
 use super::query::{cursor_for, graph_error, query_params, route};
@@ -122,6 +122,9 @@ impl Answer {
     }
 }
 
+/// Not a status: the answer to a request held at a [`super::faults::Gate`].
+const HELD: u16 = 0;
+
 pub async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
@@ -152,45 +155,60 @@ pub async fn handle(
         routed.as_ref().map(|r| r.1).unwrap_or(Collection::Unknown)
     };
 
-    // Decide under the lock; sleep (Delay faults) outside it.
+    // Decide under the lock; sleep (Delay faults) outside it. A held request is decided
+    // again once released (its fault is spent by then), and counted only then.
     let mut delay = None;
-    let answer = {
-        let mut st = shared.lock();
-        let ans = decide(
-            &mut st,
-            &shared.base_url,
-            &parts,
-            routed,
-            token_tenant,
-            authorization.as_deref(),
-            &body,
-            &mut delay,
-        );
-        let c = st
-            .counters
-            .requests
-            .entry((collection, ans.status))
-            .or_insert(0);
-        *c += 1;
-        if st.log.len() >= LOG_CAP {
-            st.log.pop_front();
-        }
-        let rec = RequestRecord {
-            method: parts.method.clone(),
-            uri: parts
-                .uri
-                .path_and_query()
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-            collection,
-            status: ans.status,
-            headers: parts.headers.clone(),
+    let answer = loop {
+        let decided = {
+            let mut st = shared.lock();
+            let ans = decide(
+                &mut st,
+                &shared.base_url,
+                &parts,
+                routed.clone(),
+                token_tenant.clone(),
+                authorization.as_deref(),
+                &body,
+                &mut delay,
+            );
+            if ans.status == HELD {
+                None
+            } else {
+                let c = st
+                    .counters
+                    .requests
+                    .entry((collection, ans.status))
+                    .or_insert(0);
+                *c += 1;
+                if st.log.len() >= LOG_CAP {
+                    st.log.pop_front();
+                }
+                let rec = RequestRecord {
+                    method: parts.method.clone(),
+                    uri: parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                    collection,
+                    status: ans.status,
+                    headers: parts.headers.clone(),
+                };
+                st.log.push_back(rec);
+                Some(ans)
+            }
         };
-        st.log.push_back(rec);
-        ans
+        match decided {
+            Some(ans) => break ans,
+            None => {
+                if let Some(d) = delay.take() {
+                    d.run().await;
+                }
+            }
+        }
     };
     if let Some(d) = delay {
-        tokio::time::sleep(d).await;
+        d.run().await;
     }
     let mut resp = Response::builder()
         .status(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
@@ -216,7 +234,7 @@ fn decide(
     token_tenant: Option<String>,
     authorization: Option<&str>,
     body: &[u8],
-    delay: &mut Option<Duration>,
+    delay: &mut Option<Wait>,
 ) -> Answer {
     if let Some(tenant) = token_tenant {
         if parts.method != Method::POST {
@@ -239,7 +257,8 @@ fn decide(
                 return a;
             }
             Some(FaultAction::Body(b)) => return Answer::of((200, b)),
-            Some(FaultAction::Delay(d)) => *delay = Some(d),
+            Some(FaultAction::Delay(d)) => *delay = Some(Wait::Sleep(d)),
+            Some(FaultAction::Hold(g)) => *delay = Some(Wait::Gate(g)),
             None => {}
         }
         return Answer::of(token::token(st, &tenant, authorization, body, base));
@@ -304,7 +323,12 @@ fn decide(
             return a;
         }
         Some(FaultAction::Body(b)) => return Answer::of((200, b)),
-        Some(FaultAction::Delay(d)) => *delay = Some(d),
+        Some(FaultAction::Delay(d)) => *delay = Some(Wait::Sleep(d)),
+        Some(FaultAction::Hold(g)) => {
+            // Rendered only once released: the page shows the tenant as it is then.
+            *delay = Some(Wait::Gate(g));
+            return Answer::of((HELD, String::new()));
+        }
         None => {}
     }
     if cur.offset == usize::MAX {

@@ -8,12 +8,16 @@
 //! sub-groups to discover, page merges or `@removed` members to get wrong. The price is
 //! a full re-read of those groups every round, which their size keeps small.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use super::map::{self, AppPlatform, AppTable, GraphUserRec, MapStats};
 use super::pager::{Collection, Counter, End, Limiter, Pager};
 use super::{GraphError, wire};
+
+/// Sees each page's records right after the page is mapped (for early publishing; see
+/// [`super::early`]). `None`: nothing is copied.
+pub type OnPage<'h, T> = Option<&'h mut (dyn FnMut(Vec<T>) + Send)>;
 use crate::ops::metrics::Metrics;
 use crate::policy::{RawAppPolicy, RawDevice, RawRegistration};
 
@@ -80,11 +84,15 @@ impl Reader<'_> {
         users: &BTreeMap<String, GraphUserRec>,
         delta: Option<&str>,
         plans: &[String],
+        mut on_page: OnPage<'_, (String, GraphUserRec)>,
     ) -> Result<(BTreeMap<String, GraphUserRec>, String), GraphError> {
         let t0 = Instant::now();
         if let Some(link) = delta {
             let mut working = users.clone();
-            match self.users_from(&mut working, link, plans).await {
+            match self
+                .users_from(&mut working, link, plans, &mut on_page)
+                .await
+            {
                 Ok(next) => {
                     self.timed("users", t0);
                     return Ok((working, next));
@@ -97,7 +105,9 @@ impl Reader<'_> {
         }
         let mut working = BTreeMap::new();
         let url = format!("{}/users/delta?$select={USERS_SELECT}", self.base);
-        let next = self.users_from(&mut working, &url, plans).await?;
+        let next = self
+            .users_from(&mut working, &url, plans, &mut on_page)
+            .await?;
         self.timed("users", t0);
         Ok((working, next))
     }
@@ -107,13 +117,27 @@ impl Reader<'_> {
         working: &mut BTreeMap<String, GraphUserRec>,
         url: &str,
         plans: &[String],
+        on_page: &mut OnPage<'_, (String, GraphUserRec)>,
     ) -> Result<String, GraphError> {
         let c = self.collection("users", &self.limits.directory);
         let end = self
             .pager
             .read(&c, url, |page: Vec<wire::GraphUser>| {
                 page.iter()
-                    .try_for_each(|u| map::apply_user(working, u, plans))
+                    .try_for_each(|u| map::apply_user(working, u, plans))?;
+                if let Some(f) = on_page.as_deref_mut() {
+                    // A delta page may name a user twice: hand each over once.
+                    let ids: BTreeSet<String> = page
+                        .iter()
+                        .filter(|u| u.removed.is_none())
+                        .map(|u| u.id.to_ascii_lowercase())
+                        .collect();
+                    f(ids
+                        .into_iter()
+                        .filter_map(|id| working.get(&id).cloned().map(|r| (id, r)))
+                        .collect());
+                }
+                Ok(())
             })
             .await?;
         match end {
@@ -171,6 +195,7 @@ impl Reader<'_> {
     pub async fn devices(
         &self,
         stats: &mut MapStats,
+        mut on_page: OnPage<'_, RawDevice<'static>>,
     ) -> Result<BTreeMap<String, RawDevice<'static>>, GraphError> {
         let t0 = Instant::now();
         let c = self.collection("managedDevices", &self.limits.devices);
@@ -181,8 +206,12 @@ impl Reader<'_> {
         let mut out: BTreeMap<String, RawDevice<'static>> = BTreeMap::new();
         self.pager
             .read(&c, &url, |page: Vec<wire::ManagedDevice>| {
+                let mut seen = BTreeSet::new();
                 for d in &page {
                     if let Some((id, rec)) = map::device(d, stats) {
+                        if on_page.is_some() {
+                            seen.insert(id.clone());
+                        }
                         match out.get_mut(&id) {
                             Some(into) => map::merge_device(into, rec, stats),
                             None => {
@@ -190,6 +219,9 @@ impl Reader<'_> {
                             }
                         }
                     }
+                }
+                if let Some(f) = on_page.as_deref_mut() {
+                    f(seen.iter().filter_map(|k| out.get(k).cloned()).collect());
                 }
                 Ok(())
             })
@@ -246,6 +278,7 @@ impl Reader<'_> {
         &self,
         table: &AppTable,
         stats: &mut MapStats,
+        mut on_page: OnPage<'_, (String, RawRegistration<'static>)>,
     ) -> Result<BTreeMap<String, RawRegistration<'static>>, GraphError> {
         let t0 = Instant::now();
         let c = self.collection("managedAppRegistrations", &self.limits.apps);
@@ -256,8 +289,12 @@ impl Reader<'_> {
         let mut out: BTreeMap<String, RawRegistration<'static>> = BTreeMap::new();
         self.pager
             .read(&c, &url, |page: Vec<wire::AppRegistration>| {
+                let mut seen = BTreeSet::new();
                 for r in &page {
                     for (key, rec) in map::registrations(r, table, stats) {
+                        if on_page.is_some() {
+                            seen.insert(key.clone());
+                        }
                         match out.get_mut(&key) {
                             Some(into) => map::merge_registration(into, rec, stats),
                             None => {
@@ -265,6 +302,12 @@ impl Reader<'_> {
                             }
                         }
                     }
+                }
+                if let Some(f) = on_page.as_deref_mut() {
+                    f(seen
+                        .into_iter()
+                        .filter_map(|k| out.get(&k).cloned().map(|r| (k, r)))
+                        .collect());
                 }
                 Ok(())
             })

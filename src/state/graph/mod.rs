@@ -5,7 +5,9 @@
 //! A round reads every collection to its end, maps, and only then builds and hands over
 //! one new [`PolicyState`]; a round that fails anywhere hands over nothing, so the last
 //! good state stays in force and its age keeps counting (the store's usual
-//! `max_staleness` / `fail_open` rule). Users come through `users/delta` (the deltaLink
+//! `max_staleness` / `fail_open` rule). Before that, a [`PageHook`] may see each page's
+//! mapped records as they are read ([`early`]): that is how critical changes reach
+//! gateways without waiting for the round, and why they survive a round that fails. Users come through `users/delta` (the deltaLink
 //! is kept for the next round and committed only with a good round); the Intune
 //! collections have no delta and are read in full.
 //!
@@ -24,6 +26,7 @@ use crate::policy::{PolicyState, RawAppPolicy, RawDevice, RawRegistration, RawUs
 pub(crate) mod cache;
 pub mod collections;
 pub mod diff;
+pub mod early;
 pub mod map;
 pub mod pager;
 pub mod token;
@@ -31,6 +34,7 @@ pub mod wire;
 
 pub use cache::Ledger;
 use collections::{Limits, Reader};
+pub use early::{Page, PageHook};
 use map::{AppTable, GraphUserRec, MapStats};
 pub use pager::{Pager, RetryPolicy};
 pub use token::TokenProvider;
@@ -224,6 +228,16 @@ impl GraphSource {
     /// Before anything is loaded, the cached snapshot (if any) at its true age; otherwise
     /// a full round.
     pub async fn fetch(&self, loaded: bool) -> Result<Fetch, GraphError> {
+        self.fetch_with(loaded, None).await
+    }
+
+    /// [`GraphSource::fetch`], with `hook` seeing each page of the round as it is read
+    /// (see [`early`]).
+    pub async fn fetch_with(
+        &self,
+        loaded: bool,
+        hook: Option<&dyn PageHook>,
+    ) -> Result<Fetch, GraphError> {
         let mut r = self.rounds.lock().await;
         if !loaded && !r.cache_offered {
             r.cache_offered = true;
@@ -243,7 +257,7 @@ impl GraphSource {
                 }
             }
         }
-        let (state, at, _report) = self.round(&mut r).await?;
+        let (state, at, _report) = self.round(&mut r, hook).await?;
         Ok(Fetch::State { state, at })
     }
 
@@ -256,8 +270,12 @@ impl GraphSource {
     async fn round(
         &self,
         r: &mut Rounds,
+        hook: Option<&dyn PageHook>,
     ) -> Result<(PolicyState, SystemTime, RoundReport), GraphError> {
         let started = SystemTime::now();
+        // The ledger's "first seen failing" moment for this round: its start, so that a
+        // record handed over early and the same record at the round's end are equal.
+        let now = crate::clock::unix_secs(started);
         let t0 = Instant::now();
         let requests = pager::Counter::default();
         let reader = Reader {
@@ -269,11 +287,21 @@ impl GraphSource {
         };
         let mut stats = MapStats::default();
         let full_users = r.delta.is_none();
+        let mut users_hook = hook.map(|h| {
+            move |page: Vec<(String, GraphUserRec)>| {
+                h.page(Page::Users(
+                    page.into_iter().map(|(id, u)| early_user(id, u)).collect(),
+                ))
+            }
+        });
         let (users, delta) = reader
             .users(
                 &r.users,
                 r.delta.as_deref(),
                 &self.cfg.licensed_service_plans,
+                users_hook
+                    .as_mut()
+                    .map(|f| f as &mut (dyn FnMut(Vec<(String, GraphUserRec)>) + Send)),
             )
             .await?;
         let app_policies = reader.app_policies(&self.table, &mut stats).await?;
@@ -286,13 +314,64 @@ impl GraphSource {
             }
         }
         let (groups, missing) = reader.groups(&group_ids).await?;
-        let devices = reader.devices(&mut stats).await?;
-        let registrations = reader.registrations(&self.table, &mut stats).await?;
+        let ledger = &r.ledger;
+        let mut devices_hook = hook.map(|h| {
+            move |mut page: Vec<RawDevice<'static>>| {
+                for d in &mut page {
+                    d.noncompliant_since = failing_since(
+                        ledger,
+                        map::device_failing(d),
+                        &device_key(&d.device_id),
+                        now,
+                    );
+                }
+                h.page(Page::Devices(page))
+            }
+        });
+        let devices = reader
+            .devices(
+                &mut stats,
+                devices_hook
+                    .as_mut()
+                    .map(|f| f as &mut (dyn FnMut(Vec<RawDevice<'static>>) + Send)),
+            )
+            .await?;
+        let (users_ref, policies_ref) = (&users, &app_policies);
+        let mut regs_hook = hook.map(|h| {
+            move |page: Vec<(String, RawRegistration<'static>)>| {
+                let mut page: BTreeMap<String, RawRegistration<'static>> = page
+                    .into_iter()
+                    .filter(|(_, reg)| users_ref.contains_key(reg.user_id.as_ref()))
+                    .collect();
+                map::derive_compliance(&mut page, policies_ref);
+                h.page(Page::Registrations(
+                    page.into_iter()
+                        .map(|(k, mut reg)| {
+                            reg.noncompliant_since = failing_since(
+                                ledger,
+                                map::registration_failing(&reg),
+                                &registration_ledger_key(&k),
+                                now,
+                            );
+                            reg
+                        })
+                        .collect(),
+                ))
+            }
+        });
+        let registrations = reader
+            .registrations(
+                &self.table,
+                &mut stats,
+                regs_hook
+                    .as_mut()
+                    .map(|f| f as &mut (dyn FnMut(Vec<(String, RawRegistration<'static>)>) + Send)),
+            )
+            .await?;
         for g in &missing {
             tracing::warn!(group = %g, "group named by a policy or app protection assignment does not exist in the directory; it has no members");
         }
 
-        let now = crate::clock::unix_secs(SystemTime::now());
         let mut mapped = Mapped {
             users: map::state_users(&users, &groups),
             devices,
@@ -400,6 +479,27 @@ pub fn device_key(id: &str) -> String {
 
 pub fn registration_ledger_key(key: &str) -> String {
     format!("registration/{key}")
+}
+
+/// A user as the round knows it before groups are read (see [`early`]).
+fn early_user(id: String, u: GraphUserRec) -> RawUser<'static> {
+    RawUser {
+        id: std::borrow::Cow::Owned(id),
+        account_enabled: u.account_enabled,
+        licensed: u.licensed,
+        groups: Vec::new(),
+        revoke_sessions_after: u.revoke_sessions_after.map(std::borrow::Cow::Owned),
+    }
+}
+
+/// The noncompliant-since moment [`apply_ledger`] will give a record at the round's end.
+fn failing_since(
+    ledger: &Ledger,
+    failing: bool,
+    key: &str,
+    now: i64,
+) -> Option<std::borrow::Cow<'static, str>> {
+    failing.then(|| std::borrow::Cow::Owned(map::rfc3339(ledger.since(key).unwrap_or(now))))
 }
 
 /// Record who fails now in the ledger and give each failing record its first-seen moment.

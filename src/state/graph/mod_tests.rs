@@ -362,3 +362,65 @@ async fn consecutive_rounds_diff_record_by_record() {
     assert_eq!(c.users.len(), 1);
     assert!(c.app_policies.is_empty() && c.registrations.is_empty());
 }
+
+/// Collects what a round hands over page by page.
+#[derive(Default)]
+struct Pages(Mutex<Vec<Page>>);
+
+impl PageHook for Pages {
+    fn page(&self, page: Page) {
+        self.0.lock().unwrap().push(page);
+    }
+}
+
+#[tokio::test]
+async fn each_page_is_handed_over_as_the_rounds_end_will_have_it() {
+    let f = fixture().await;
+    *f.tenant.device_state.lock().unwrap() = "noncompliant".into();
+    let s = source(&f);
+    let pages = Pages::default();
+    s.fetch_with(false, Some(&pages)).await.unwrap();
+    let last = s.last().await.unwrap();
+    let got = std::mem::take(&mut *pages.0.lock().unwrap());
+    let (mut users, mut devices, mut regs) = (Vec::new(), Vec::new(), Vec::new());
+    for p in got {
+        match p {
+            Page::Users(v) => users.extend(v),
+            Page::Devices(v) => devices.extend(v),
+            Page::Registrations(v) => regs.extend(v),
+        }
+    }
+    // Users as read, before their groups are known.
+    assert_eq!(users.len(), 2);
+    for u in &users {
+        let fin = &last.users[u.id.as_ref()];
+        assert!(u.groups.is_empty());
+        assert_eq!(
+            (u.account_enabled, u.licensed, &u.revoke_sessions_after),
+            (
+                fin.account_enabled,
+                fin.licensed,
+                &fin.revoke_sessions_after
+            )
+        );
+    }
+    // Devices and registrations exactly as the round's end has them (the noncompliant-
+    // since moment included), the deleted user's registration left out.
+    assert_eq!(devices.len(), 1);
+    assert!(devices[0].noncompliant_since.is_some());
+    assert_eq!(&devices[0], last.devices.values().next().unwrap());
+    assert_eq!(regs.len(), 1);
+    assert_eq!(&regs[0], last.registrations.values().next().unwrap());
+
+    // A round that fails on devices has already handed its users over (that is the
+    // point: they do not wait for the round), and no device.
+    f.tenant.fail_devices.store(true, Ordering::SeqCst);
+    let pages = Pages::default();
+    assert!(s.fetch_with(true, Some(&pages)).await.is_err());
+    let got = pages.0.lock().unwrap();
+    assert!(
+        got.iter()
+            .any(|p| matches!(p, Page::Users(v) if !v.is_empty()))
+    );
+    assert!(!got.iter().any(|p| matches!(p, Page::Devices(_))));
+}

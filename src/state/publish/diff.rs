@@ -22,16 +22,36 @@ use crate::policy::values::fold;
 pub const BATCH_RECORDS: usize = 1_000;
 
 /// user x app x device (device empty when absent), folded.
-type RegKey = (Box<str>, Box<str>, Box<str>);
+pub type RegKey = (Box<str>, Box<str>, Box<str>);
 
 /// One document, indexed by record key.
 #[derive(Debug, Clone, Default)]
 pub struct Records {
     pub doc: Bytes,
-    users: FastMap<Box<str>, Range<usize>>,
-    devices: FastMap<Box<str>, Range<usize>>,
+    pub(super) users: FastMap<Box<str>, Range<usize>>,
+    pub(super) devices: FastMap<Box<str>, Range<usize>>,
     policies: FastMap<Box<str>, Range<usize>>,
-    regs: FastMap<RegKey, Range<usize>>,
+    pub(super) regs: FastMap<RegKey, Range<usize>>,
+}
+
+/// Records published ahead of their round (`super::early`), on top of a [`Records`]:
+/// the state as published is `Records` with these texts in place of (or beside) its own.
+#[derive(Debug, Clone, Default)]
+pub struct Early {
+    pub(super) users: FastMap<Box<str>, Box<[u8]>>,
+    pub(super) devices: FastMap<Box<str>, Box<[u8]>>,
+    pub(super) regs: FastMap<RegKey, Box<[u8]>>,
+}
+
+impl Early {
+    /// Records published early and not yet folded into a round's diff.
+    pub fn len(&self) -> usize {
+        self.users.len() + self.devices.len() + self.regs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Deserialize)]
@@ -70,7 +90,7 @@ struct RegKeyRaw<'a> {
     device_id: Option<Cow<'a, str>>,
 }
 
-fn folded(s: &str) -> Box<str> {
+pub(super) fn folded(s: &str) -> Box<str> {
     fold(s).into_owned().into_boxed_str()
 }
 
@@ -109,7 +129,7 @@ impl Records {
         Ok(out)
     }
 
-    fn text(&self, r: &Range<usize>) -> &[u8] {
+    pub(super) fn text(&self, r: &Range<usize>) -> &[u8] {
         self.doc.get(r.clone()).unwrap_or(b"null")
     }
 
@@ -125,24 +145,25 @@ impl Records {
 
 /// A change of one record, with whether it tightens access (published first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
+pub(super) enum Kind {
     User,
     Device,
     Policy,
     Registration,
 }
 
-struct Change<'a> {
-    kind: Kind,
+pub(super) struct Change<'a> {
+    pub(super) kind: Kind,
     /// The record's text (upsert) or its key as JSON (removal).
-    upsert: Option<&'a [u8]>,
-    removal: Option<String>,
+    pub(super) upsert: Option<&'a [u8]>,
+    pub(super) removal: Option<String>,
 }
 
 /// Does this record, as it now is, take access away (so it must not wait for the end of
 /// the round)? A disabled user, moved revocation, a failing device or registration, a
-/// changed app protection policy.
-fn critical(kind: Kind, new: &[u8], old: Option<&[u8]>) -> bool {
+/// changed app protection policy. The one rule: the end-of-round diff and the early
+/// publisher (`super::early`) both ask it.
+pub(super) fn critical(kind: Kind, new: &[u8], old: Option<&[u8]>) -> bool {
     let v: serde_json::Value = match serde_json::from_slice(new) {
         Ok(v) => v,
         Err(_) => return true,
@@ -182,15 +203,25 @@ fn json_str(s: &str) -> String {
 /// records that now fail), then the rest, each at most [`BATCH_RECORDS`] records. Users
 /// come before the registrations that name them, so every batch applies on its own.
 pub fn diff(old: &Records, new: &Records) -> Vec<Vec<u8>> {
+    diff_with(old, &Early::default(), new)
+}
+
+/// [`diff`] from the state as published: `old` with the records published early on top,
+/// so that an early record the round confirms is not sent again, and one it changed or
+/// dropped is sent (or removed) like any other.
+pub fn diff_with(old: &Records, early: &Early, new: &Records) -> Vec<Vec<u8>> {
     let mut critical_changes: Vec<Change<'_>> = Vec::new();
     let mut rest: Vec<Change<'_>> = Vec::new();
     // Users new this round: a registration naming one waits for the user's batch.
     let mut new_users: crate::policy::fasthash::FastSet<&str> = Default::default();
     macro_rules! scan {
-        ($kind:expr, $new:expr, $old:expr, $removal:expr) => {
+        ($kind:expr, $new:expr, $old:expr, $early:expr, $removal:expr) => {
             for (k, r) in $new.iter() {
                 let text = new.text(r);
-                let before = $old.get(k).map(|o| old.text(o));
+                let before = match $early.get(k) {
+                    Some(t) => Some(&t[..]),
+                    None => $old.get(k).map(|o| old.text(o)),
+                };
                 if before == Some(text) {
                     continue;
                 }
@@ -205,7 +236,8 @@ pub fn diff(old: &Records, new: &Records) -> Vec<Vec<u8>> {
                     rest.push(c);
                 }
             }
-            for k in $old.keys() {
+            let early_only = $early.keys().filter(|k| !$old.contains_key(*k));
+            for k in $old.keys().chain(early_only) {
                 if !$new.contains_key(k) {
                     critical_changes.push(Change {
                         kind: $kind,
@@ -221,25 +253,42 @@ pub fn diff(old: &Records, new: &Records) -> Vec<Vec<u8>> {
             new_users.insert(k);
         }
     }
-    scan!(Kind::User, new.users, old.users, |k: &str| json_str(k));
-    scan!(Kind::Device, new.devices, old.devices, |k: &str| {
+    let no_policies: FastMap<Box<str>, Box<[u8]>> = FastMap::default();
+    scan!(Kind::User, new.users, old.users, early.users, |k: &str| {
         json_str(k)
     });
-    scan!(Kind::Policy, new.policies, old.policies, |k: &str| {
-        json_str(k)
-    });
-    scan!(Kind::Registration, new.regs, old.regs, |k: &RegKey| {
-        let dev = if k.2.is_empty() {
-            "null".to_owned()
-        } else {
-            json_str(&k.2)
-        };
-        format!(
-            "{{\"userId\":{},\"appId\":{},\"azureADDeviceId\":{dev}}}",
-            json_str(&k.0),
-            json_str(&k.1)
-        )
-    });
+    scan!(
+        Kind::Device,
+        new.devices,
+        old.devices,
+        early.devices,
+        |k: &str| { json_str(k) }
+    );
+    scan!(
+        Kind::Policy,
+        new.policies,
+        old.policies,
+        no_policies,
+        |k: &str| { json_str(k) }
+    );
+    scan!(
+        Kind::Registration,
+        new.regs,
+        old.regs,
+        early.regs,
+        |k: &RegKey| {
+            let dev = if k.2.is_empty() {
+                "null".to_owned()
+            } else {
+                json_str(&k.2)
+            };
+            format!(
+                "{{\"userId\":{},\"appId\":{},\"azureADDeviceId\":{dev}}}",
+                json_str(&k.0),
+                json_str(&k.1)
+            )
+        }
+    );
     // A critical registration of a user first seen this round goes with the rest (after
     // its user); so does a critical upsert of a new user (its registrations follow it).
     let (mut early, mut late): (Vec<_>, Vec<_>) =
@@ -265,7 +314,7 @@ pub fn diff(old: &Records, new: &Records) -> Vec<Vec<u8>> {
     out
 }
 
-fn batch_doc(changes: &[Change<'_>]) -> Vec<u8> {
+pub(super) fn batch_doc(changes: &[Change<'_>]) -> Vec<u8> {
     let names = [
         (Kind::User, "users"),
         (Kind::Device, "devices"),

@@ -17,6 +17,7 @@ use super::redis::{CHUNK_BYTES, FORMAT, Keys, STREAM_MAXLEN, connect, sha256_hex
 use crate::config::RedisEndpoint;
 
 pub mod diff;
+pub mod early;
 
 /// How long the lease lasts without renewal. A dead holder is replaced within this plus
 /// [`LEASE_RETRY`] (12 s).
