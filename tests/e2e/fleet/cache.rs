@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use accessgate::authn::dev::DevTokenOptions;
 
 /// Two users, each with a device: `u-1`/`dev-1` and `u-2`/`dev-2`.
 fn two(dev1: &str, dev2: &str) -> Value {
@@ -58,16 +57,6 @@ impl FleetGateway {
             signer,
             client,
         }
-    }
-
-    fn token_for(&self, user: &str, device: &str) -> String {
-        self.signer
-            .mint(&DevTokenOptions {
-                oid: Some(user.into()),
-                deviceid: Some(device.into()),
-                ..Default::default()
-            })
-            .unwrap()
     }
 
     /// Poll until `token` gets `want` (bounded); the last status seen.
