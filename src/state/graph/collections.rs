@@ -112,8 +112,7 @@ impl Reader<'_> {
         let end = self
             .pager
             .read(&c, url, |page: Vec<wire::GraphUser>| {
-                page.iter()
-                    .try_for_each(|u| map::apply_user(working, u, plans))
+                apply_users(working, &page, plans)
             })
             .await?;
         match end {
@@ -143,11 +142,7 @@ impl Reader<'_> {
             let read = self
                 .pager
                 .read(&c, &url, |page: Vec<wire::DirectoryObject>| {
-                    members.extend(
-                        page.into_iter()
-                            .filter(|o| o.odata_type.as_deref() == Some("#microsoft.graph.user"))
-                            .map(|o| o.id.to_ascii_lowercase()),
-                    );
+                    members.extend(user_members(page));
                     Ok(())
                 })
                 .await;
@@ -181,16 +176,7 @@ impl Reader<'_> {
         let mut out: BTreeMap<String, RawDevice<'static>> = BTreeMap::new();
         self.pager
             .read(&c, &url, |page: Vec<wire::ManagedDevice>| {
-                for d in &page {
-                    if let Some((id, rec)) = map::device(d, stats) {
-                        match out.get_mut(&id) {
-                            Some(into) => map::merge_device(into, rec, stats),
-                            None => {
-                                out.insert(id, rec);
-                            }
-                        }
-                    }
-                }
+                add_devices(&mut out, &page, stats);
                 Ok(())
             })
             .await?;
@@ -225,16 +211,7 @@ impl Reader<'_> {
             );
             self.pager
                 .read(&c, &url, |page: Vec<wire::AppProtection>| {
-                    for p in &page {
-                        let rec = map::app_policy(p, platform, table, stats);
-                        if out.insert(p.id.clone(), rec).is_some() {
-                            return Err(GraphError::Malformed(format!(
-                                "{label}: policy id {:?} seen twice",
-                                p.id
-                            )));
-                        }
-                    }
-                    Ok(())
+                    add_app_policies(&mut out, label, &page, platform, table, stats)
                 })
                 .await?;
             self.timed(label, t0);
@@ -256,20 +233,90 @@ impl Reader<'_> {
         let mut out: BTreeMap<String, RawRegistration<'static>> = BTreeMap::new();
         self.pager
             .read(&c, &url, |page: Vec<wire::AppRegistration>| {
-                for r in &page {
-                    for (key, rec) in map::registrations(r, table, stats) {
-                        match out.get_mut(&key) {
-                            Some(into) => map::merge_registration(into, rec, stats),
-                            None => {
-                                out.insert(key, rec);
-                            }
-                        }
-                    }
-                }
+                add_registrations(&mut out, &page, table, stats);
                 Ok(())
             })
             .await?;
         self.timed("managedAppRegistrations", t0);
         Ok(out)
+    }
+}
+
+// What each collection does with one decoded page, apart from the reads so that the fuzz
+// target (src/fuzzing.rs) maps pages exactly as a round does.
+
+/// One `users/delta` page into the round's working copy (dropped if any page fails).
+pub(crate) fn apply_users(
+    working: &mut BTreeMap<String, GraphUserRec>,
+    page: &[wire::GraphUser],
+    plans: &[String],
+) -> Result<(), GraphError> {
+    page.iter()
+        .try_for_each(|u| map::apply_user(working, u, plans))
+}
+
+/// The user members of one `transitiveMembers` page (groups, devices, contacts are left
+/// out: only users sign in), lower-cased.
+pub(crate) fn user_members(page: Vec<wire::DirectoryObject>) -> impl Iterator<Item = String> {
+    page.into_iter()
+        .filter(|o| o.odata_type.as_deref() == Some("#microsoft.graph.user"))
+        .map(|o| o.id.to_ascii_lowercase())
+}
+
+/// One `managedDevices` page; two records of one Entra device merge (the failing one stands).
+pub(crate) fn add_devices(
+    out: &mut BTreeMap<String, RawDevice<'static>>,
+    page: &[wire::ManagedDevice],
+    stats: &mut MapStats,
+) {
+    for d in page {
+        if let Some((id, rec)) = map::device(d, stats) {
+            match out.get_mut(&id) {
+                Some(into) => map::merge_device(into, rec, stats),
+                None => {
+                    out.insert(id, rec);
+                }
+            }
+        }
+    }
+}
+
+/// One app protection page; a policy id seen twice in a read is not Graph: the read fails.
+pub(crate) fn add_app_policies(
+    out: &mut BTreeMap<String, RawAppPolicy<'static>>,
+    label: &str,
+    page: &[wire::AppProtection],
+    platform: AppPlatform,
+    table: &AppTable,
+    stats: &mut MapStats,
+) -> Result<(), GraphError> {
+    for p in page {
+        let rec = map::app_policy(p, platform, table, stats);
+        if out.insert(p.id.clone(), rec).is_some() {
+            return Err(GraphError::Malformed(format!(
+                "{label}: policy id {:?} seen twice",
+                p.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One `managedAppRegistrations` page; registrations of one key merge (strictest).
+pub(crate) fn add_registrations(
+    out: &mut BTreeMap<String, RawRegistration<'static>>,
+    page: &[wire::AppRegistration],
+    table: &AppTable,
+    stats: &mut MapStats,
+) {
+    for r in page {
+        for (key, rec) in map::registrations(r, table, stats) {
+            match out.get_mut(&key) {
+                Some(into) => map::merge_registration(into, rec, stats),
+                None => {
+                    out.insert(key, rec);
+                }
+            }
+        }
     }
 }
