@@ -123,8 +123,7 @@ impl Reader<'_> {
         let end = self
             .pager
             .read(&c, url, |page: Vec<wire::GraphUser>| {
-                page.iter()
-                    .try_for_each(|u| map::apply_user(working, u, plans))?;
+                apply_users(working, &page, plans)?;
                 if let Some(f) = on_page.as_deref_mut() {
                     // A delta page may name a user twice: hand each over once.
                     let ids: BTreeSet<String> = page
@@ -167,11 +166,7 @@ impl Reader<'_> {
             let read = self
                 .pager
                 .read(&c, &url, |page: Vec<wire::DirectoryObject>| {
-                    members.extend(
-                        page.into_iter()
-                            .filter(|o| o.odata_type.as_deref() == Some("#microsoft.graph.user"))
-                            .map(|o| o.id.to_ascii_lowercase()),
-                    );
+                    members.extend(user_members(page));
                     Ok(())
                 })
                 .await;
@@ -207,19 +202,8 @@ impl Reader<'_> {
         self.pager
             .read(&c, &url, |page: Vec<wire::ManagedDevice>| {
                 let mut seen = BTreeSet::new();
-                for d in &page {
-                    if let Some((id, rec)) = map::device(d, stats) {
-                        if on_page.is_some() {
-                            seen.insert(id.clone());
-                        }
-                        match out.get_mut(&id) {
-                            Some(into) => map::merge_device(into, rec, stats),
-                            None => {
-                                out.insert(id, rec);
-                            }
-                        }
-                    }
-                }
+                let want = on_page.is_some().then_some(&mut seen);
+                add_devices(&mut out, &page, stats, want);
                 if let Some(f) = on_page.as_deref_mut() {
                     f(seen.iter().filter_map(|k| out.get(k).cloned()).collect());
                 }
@@ -257,16 +241,7 @@ impl Reader<'_> {
             );
             self.pager
                 .read(&c, &url, |page: Vec<wire::AppProtection>| {
-                    for p in &page {
-                        let rec = map::app_policy(p, platform, table, stats);
-                        if out.insert(p.id.clone(), rec).is_some() {
-                            return Err(GraphError::Malformed(format!(
-                                "{label}: policy id {:?} seen twice",
-                                p.id
-                            )));
-                        }
-                    }
-                    Ok(())
+                    add_app_policies(&mut out, label, &page, platform, table, stats)
                 })
                 .await?;
             self.timed(label, t0);
@@ -290,19 +265,8 @@ impl Reader<'_> {
         self.pager
             .read(&c, &url, |page: Vec<wire::AppRegistration>| {
                 let mut seen = BTreeSet::new();
-                for r in &page {
-                    for (key, rec) in map::registrations(r, table, stats) {
-                        if on_page.is_some() {
-                            seen.insert(key.clone());
-                        }
-                        match out.get_mut(&key) {
-                            Some(into) => map::merge_registration(into, rec, stats),
-                            None => {
-                                out.insert(key, rec);
-                            }
-                        }
-                    }
-                }
+                let want = on_page.is_some().then_some(&mut seen);
+                add_registrations(&mut out, &page, table, stats, want);
                 if let Some(f) = on_page.as_deref_mut() {
                     f(seen
                         .into_iter()
@@ -314,5 +278,93 @@ impl Reader<'_> {
             .await?;
         self.timed("managedAppRegistrations", t0);
         Ok(out)
+    }
+}
+
+// What each collection does with one decoded page, apart from the reads so that the fuzz
+// target (src/fuzzing.rs) maps pages exactly as a round does.
+
+/// One `users/delta` page into the round's working copy (dropped if any page fails).
+pub(crate) fn apply_users(
+    working: &mut BTreeMap<String, GraphUserRec>,
+    page: &[wire::GraphUser],
+    plans: &[String],
+) -> Result<(), GraphError> {
+    page.iter()
+        .try_for_each(|u| map::apply_user(working, u, plans))
+}
+
+/// The user members of one `transitiveMembers` page (groups, devices, contacts are left
+/// out: only users sign in), lower-cased.
+pub(crate) fn user_members(page: Vec<wire::DirectoryObject>) -> impl Iterator<Item = String> {
+    page.into_iter()
+        .filter(|o| o.odata_type.as_deref() == Some("#microsoft.graph.user"))
+        .map(|o| o.id.to_ascii_lowercase())
+}
+
+/// One `managedDevices` page; two records of one Entra device merge (the failing one stands).
+/// `seen` collects the ids the page touched (for the early hook).
+pub(crate) fn add_devices(
+    out: &mut BTreeMap<String, RawDevice<'static>>,
+    page: &[wire::ManagedDevice],
+    stats: &mut MapStats,
+    mut seen: Option<&mut BTreeSet<String>>,
+) {
+    for d in page {
+        if let Some((id, rec)) = map::device(d, stats) {
+            if let Some(seen) = seen.as_deref_mut() {
+                seen.insert(id.clone());
+            }
+            match out.get_mut(&id) {
+                Some(into) => map::merge_device(into, rec, stats),
+                None => {
+                    out.insert(id, rec);
+                }
+            }
+        }
+    }
+}
+
+/// One app protection page; a policy id seen twice in a read is not Graph: the read fails.
+pub(crate) fn add_app_policies(
+    out: &mut BTreeMap<String, RawAppPolicy<'static>>,
+    label: &str,
+    page: &[wire::AppProtection],
+    platform: AppPlatform,
+    table: &AppTable,
+    stats: &mut MapStats,
+) -> Result<(), GraphError> {
+    for p in page {
+        let rec = map::app_policy(p, platform, table, stats);
+        if out.insert(p.id.clone(), rec).is_some() {
+            return Err(GraphError::Malformed(format!(
+                "{label}: policy id {:?} seen twice",
+                p.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One `managedAppRegistrations` page; registrations of one key merge (strictest).
+pub(crate) fn add_registrations(
+    out: &mut BTreeMap<String, RawRegistration<'static>>,
+    page: &[wire::AppRegistration],
+    table: &AppTable,
+    stats: &mut MapStats,
+    mut seen: Option<&mut BTreeSet<String>>,
+) {
+    for r in page {
+        for (key, rec) in map::registrations(r, table, stats) {
+            if let Some(seen) = seen.as_deref_mut() {
+                seen.insert(key.clone());
+            }
+            match out.get_mut(&key) {
+                Some(into) => map::merge_registration(into, rec, stats),
+                None => {
+                    out.insert(key, rec);
+                }
+            }
+        }
     }
 }

@@ -370,9 +370,25 @@ pub fn app_policy(
     }
 }
 
-/// The key of a registration in state: user x app x device ("" = no device id).
+/// The key of a registration in state: user x app x device ("" = no device id), joined
+/// by `|`. A `|` or `\` inside a part is escaped, so two registrations never share a key
+/// (unescaped, user `u|c` on app `c` and user `u` on app `c` with device `c|` would be
+/// merged into one and the second user's registration lost); ids Graph sends (GUIDs) have
+/// neither, so their keys, also those saved in the ledger, are unchanged.
 pub fn registration_key(user: &str, app: &str, device: &str) -> String {
-    format!("{user}|{app}|{device}")
+    let mut k = String::with_capacity(user.len() + app.len() + device.len() + 2);
+    for (i, part) in [user, app, device].into_iter().enumerate() {
+        if i > 0 {
+            k.push('|');
+        }
+        for c in part.chars() {
+            if matches!(c, '|' | '\\') {
+                k.push('\\');
+            }
+            k.push(c);
+        }
+    }
+    k
 }
 
 /// One Graph registration -> one state registration per client id it maps to, keyed

@@ -352,3 +352,36 @@ fn identifiers_without_a_type_are_read_by_their_id_field() {
         w(r##"{"@odata.type":"#microsoft.graph.windowsAppIdentifier","windowsAppId":"w"}"##);
     assert_eq!(AppTable::identify(&i), None);
 }
+
+#[test]
+fn registrations_of_different_users_never_share_a_key() {
+    // Found while writing the graph_page fuzz target's "every registration keeps its own
+    // record" invariant: keys joined by a bare `|` collided, and the second user's
+    // registration was merged into the first's (lost, so that user was refused).
+    let app = "0c1307d4-29d6-4389-a11c-5cbe7f65d7fa";
+    let page: Vec<wire::AppRegistration> = w(&format!(
+        r#"[{{"userId":"u|{app}","appIdentifier":{{"bundleId":"com.example.azure"}}}},
+            {{"userId":"u","appIdentifier":{{"bundleId":"com.example.azure"}},"azureADDeviceId":"{app}|"}}]"#
+    ));
+    let mut out = BTreeMap::new();
+    super::super::collections::add_registrations(
+        &mut out,
+        &page,
+        &table(),
+        &mut MapStats::default(),
+        None,
+    );
+    assert_eq!(out.len(), 2, "{out:?}");
+    let users: Vec<&str> = out.values().map(|r| r.user_id.as_ref()).collect();
+    assert!(users.contains(&"u") && users.contains(&format!("u|{app}").as_str()));
+    // GUID keys (all Graph sends) read as before, so saved ledger keys stay valid.
+    assert_eq!(registration_key("a1", app, "d1"), format!("a1|{app}|d1"));
+    assert_ne!(
+        registration_key("a|b", "c", ""),
+        registration_key("a", "b|c", "")
+    );
+    assert_ne!(
+        registration_key("a\\", "b", ""),
+        registration_key("a", "\\b", "")
+    );
+}

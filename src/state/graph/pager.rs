@@ -179,6 +179,54 @@ pub struct Collection<'a> {
     pub requests: &'a Counter,
 }
 
+/// Where a page leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `@odata.nextLink`: the next page of the same collection.
+    Next(String),
+    End(End),
+}
+
+/// One page's body -> its records and where it leads. Both links are checked here, before
+/// any record is handed over: a `nextLink` or `deltaLink` off `origin` would carry the
+/// token elsewhere (a `deltaLink` next round, after this round had already committed it,
+/// failing every later round), and a `nextLink` to the page itself would loop.
+pub(crate) fn decode_page<T: DeserializeOwned>(
+    label: &str,
+    url: &str,
+    origin: &str,
+    body: &[u8],
+) -> Result<(Vec<T>, Step), GraphError> {
+    let page: Page<T> = serde_json::from_slice(body)
+        .map_err(|e| GraphError::Malformed(format!("{label}: page {url}: {e}")))?;
+    let on_origin = |kind: &str, link: &str| {
+        if origin_of(link).as_deref() == Some(origin) {
+            Ok(())
+        } else {
+            Err(GraphError::Malformed(format!(
+                "{label}: {kind} {link:?} is not on {origin} (the token is never sent elsewhere)"
+            )))
+        }
+    };
+    let step = match (page.next, page.delta) {
+        (Some(next), _) => {
+            if next == url {
+                return Err(GraphError::Malformed(format!(
+                    "{label}: nextLink points at the page itself"
+                )));
+            }
+            on_origin("nextLink", &next)?;
+            Step::Next(next)
+        }
+        (None, Some(delta)) => {
+            on_origin("deltaLink", &delta)?;
+            Step::End(End::Delta(delta))
+        }
+        (None, None) => Step::End(End::Done),
+    };
+    Ok((page.value, step))
+}
+
 /// `scheme://authority` of a URL (lower-cased), or `None` when it has none.
 pub(crate) fn origin_of(url: &str) -> Option<String> {
     let uri: http::Uri = url.parse().ok()?;
@@ -261,22 +309,12 @@ impl Pager {
         let mut url = url.to_owned();
         for _ in 0..MAX_PAGES {
             let body = self.get(c, &url).await?;
-            let page: Page<T> = serde_json::from_slice(&body)
-                .map_err(|e| GraphError::Malformed(format!("{}: page {url}: {e}", c.label)))?;
+            let (records, step) = decode_page(c.label, &url, &self.origin, &body)?;
             drop(body);
-            each(page.value)?;
-            match (page.next, page.delta) {
-                (Some(next), _) => {
-                    if next == url {
-                        return Err(GraphError::Malformed(format!(
-                            "{}: nextLink points at the page itself",
-                            c.label
-                        )));
-                    }
-                    url = next;
-                }
-                (None, Some(delta)) => return Ok(End::Delta(delta)),
-                (None, None) => return Ok(End::Done),
+            each(records)?;
+            match step {
+                Step::Next(next) => url = next,
+                Step::End(end) => return Ok(end),
             }
         }
         Err(GraphError::Malformed(format!(

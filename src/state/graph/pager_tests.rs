@@ -310,3 +310,54 @@ async fn the_limiter_spaces_requests() {
         t.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_delta_link_to_another_host_is_refused_not_kept_for_the_next_round() {
+    // Kept, it would carry the token off-host next round or (refused then) fail every
+    // later round; refused here, the round fails and the last good deltaLink stays.
+    let (srv, p, _d) = graph(|_| {
+        Resp::json(
+            200,
+            r#"{"value":[{"id":"a"}],"@odata.deltaLink":"https://evil.example/v1.0/users/delta?$deltatoken=X"}"#,
+        )
+    })
+    .await;
+    let e = read_all(&p, &format!("{}/v1.0/users/delta", srv.url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, GraphError::Malformed(m) if m.contains("deltaLink") && m.contains("never sent elsewhere")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_page_is_refused_before_any_record_of_it_is_handed_over() {
+    let origin = "https://graph.microsoft.com";
+    let url = "https://graph.microsoft.com/v1.0/users";
+    let page = |links: &str| format!(r#"{{"value":[{{"id":"a"}}]{links}}}"#);
+    for links in [
+        r#","@odata.nextLink":"https://graph.microsoft.com.evil.example/v1.0/users?2""#,
+        r#","@odata.nextLink":"https://x@graph.microsoft.com/v1.0/users?2""#,
+        r#","@odata.nextLink":"http://graph.microsoft.com/v1.0/users?2""#,
+        r#","@odata.nextLink":"/v1.0/users?2""#,
+        r#","@odata.deltaLink":"https://evil.example/v1.0/users/delta""#,
+        r#","@odata.nextLink":"https://graph.microsoft.com/v1.0/users""#,
+    ] {
+        let r = decode_page::<Item>("users", url, origin, page(links).as_bytes());
+        assert!(matches!(r, Err(GraphError::Malformed(_))), "{links}: {r:?}");
+    }
+    let (items, step) = decode_page::<Item>(
+        "users",
+        url,
+        origin,
+        page(r#","@odata.nextLink":"https://GRAPH.microsoft.com/v1.0/users?$skiptoken=2""#)
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        step,
+        Step::Next("https://GRAPH.microsoft.com/v1.0/users?$skiptoken=2".into())
+    );
+}
