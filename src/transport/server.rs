@@ -2,8 +2,10 @@
 //!
 //! Accepts are bounded by `max_connections` (a semaphore: excess connections wait in the
 //! kernel backlog rather than being accepted and starved). Each connection does its TLS
-//! handshake under `handshake_timeout`, then is served by hyper-util's auto builder
-//! (HTTP/1.1 and HTTP/2 on one port, upgrades allowed). A per-connection watchdog enforces
+//! handshake under `handshake_timeout`, then is served by hyper's HTTP/1.1 builder when
+//! ALPN chose `http/1.1` (parked without hyper's buffers while it waits for a request, see
+//! `crate::transport::park`), or by hyper-util's auto builder (HTTP/2, or either without
+//! ALPN; upgrades allowed). A per-connection watchdog enforces
 //! `header_read_timeout` (the first request must start, and an HTTP/1.1 head that started
 //! must complete, in time; an `h2` connection must open with the preface, see
 //! [`crate::transport::preface`]), the cancelled-stream budget and, near
