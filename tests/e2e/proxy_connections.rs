@@ -162,8 +162,11 @@ async fn readyz_reports_not_ready_while_draining() {
 #[tokio::test]
 async fn max_connections_holds_further_handshakes_until_a_slot_frees() {
     let up = Upstream::start().await;
+    // The held connections send nothing for a while: a header timeout longer than the
+    // waits below, so a slot frees only when the test drops a connection.
     let config = PlainConfig::new()
         .listen("max_connections", "2")
+        .listen("header_read_timeout", "\"30s\"")
         .listen("idle_timeout", "\"60s\"")
         .toml();
     let mut gw = TestGateway::start(&config, &up.url()).await;
