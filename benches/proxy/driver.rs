@@ -314,16 +314,17 @@ async fn rss_samples(pid: u32, every: Duration, t0: Instant, end: Instant) -> Ve
     out
 }
 
-/// Open `n` TLS connections, send one HTTP/1.1 request on each (so each is a kept-alive
+/// Open `n` TLS connections, send one request on each (so each is a kept-alive
 /// connection that has served traffic), and keep them open. Returns the handles and how
 /// many failed. At most `parallel` handshakes at a time.
 pub async fn open_idle(
     target: &Target,
+    proto: Proto,
     n: usize,
     parallel: usize,
     token: Option<HeaderValue>,
 ) -> (Vec<Sender>, usize, Option<String>) {
-    let template = match RequestTemplate::new(target, Proto::H1) {
+    let template = match RequestTemplate::new(target, proto) {
         Ok(t) => t,
         Err(e) => return (Vec::new(), n, Some(e)),
     };
@@ -339,7 +340,7 @@ pub async fn open_idle(
             let target = target.clone();
             let req = template.build(token.as_ref());
             set.spawn(async move {
-                let mut tx = Sender::open(&target, Proto::H1).await?;
+                let mut tx = Sender::open(&target, proto).await?;
                 let resp = tokio::time::timeout(REQUEST_TIMEOUT, tx.send(req))
                     .await
                     .map_err(|_| "timed out".to_owned())?

@@ -31,29 +31,50 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Open `n` TLS connections to a gateway running (c), each having served one request,
-/// and report the gateway's RSS before and after.
+/// For each protocol of `BENCH_PROTOS`, open `n` TLS connections to a fresh gateway
+/// running (c), each having served one request, and report the gateway's RSS before and
+/// after.
 pub async fn idle_conns(b: &mut Bench, n: usize, state: &std::path::Path) -> Result<Value, String> {
+    let mut runs = Vec::new();
+    let protos: Vec<Proto> = b
+        .settings
+        .protos
+        .iter()
+        .map(|p| if p == "h2" { Proto::H2 } else { Proto::H1 })
+        .collect();
+    for proto in protos {
+        runs.push(idle_conns_one(b, n, state, proto).await?);
+    }
+    Ok(json!({ "mode": "idle_conns", "runs": runs }))
+}
+
+async fn idle_conns_one(
+    b: &mut Bench,
+    n: usize,
+    state: &std::path::Path,
+    proto: Proto,
+) -> Result<Value, String> {
     let s = scenario_c(b, state);
     let gw = b.start_gateway(&s).await?;
     let pid = gw.child.pid();
     let (before, _) = procs::rss_kib(pid).ok_or("cannot read the gateway's RSS")?;
-    progress(&format!("idle: opening {n} TLS connections"));
+    let p = proto.as_str();
+    progress(&format!("idle {p}: opening {n} TLS connections"));
     let target = Target {
         addr: gw.addr,
         tls: Some(b.tls.clone()),
         path: fixture::PATH,
     };
     let token = b.token.first().cloned();
-    let (held, failed, problem) = driver::open_idle(&target, n, 64, token).await;
-    // Let the gateway settle (buffers released after the first request) before reading.
+    let (held, failed, problem) = driver::open_idle(&target, proto, n, 64, token).await;
+    // Let the gateway settle (connections parked, buffers released) before reading.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (after, hwm) = procs::rss_kib(pid).ok_or("cannot read the gateway's RSS")?;
     let metrics = client::admin_get(gw.admin, "/metrics").await?.1;
     let open = client::metric_sum(&metrics, "accessgate_open_connections");
     let per_conn = (after.saturating_sub(before)) as f64 / held.len().max(1) as f64;
     let line = format!(
-        "idle: {} connections held ({failed} failed{}), gateway reports {open:.0} open; RSS {:.1} MiB before, {:.1} MiB after (peak {:.1} MiB), {per_conn:.1} KiB per connection",
+        "idle {p}: {} connections held ({failed} failed{}), gateway reports {open:.0} open; RSS {:.1} MiB before, {:.1} MiB after (peak {:.1} MiB), {per_conn:.1} KiB per connection",
         held.len(),
         problem.map(|p| format!(": {p}")).unwrap_or_default(),
         mib(before),
@@ -63,15 +84,16 @@ pub async fn idle_conns(b: &mut Bench, n: usize, state: &std::path::Path) -> Res
     progress(&line);
     b.extras
         .memory
-        .push(("gateway c: idle after start".to_owned(), before, before));
+        .push((format!("gateway c ({p}): idle after start"), before, before));
     b.extras.memory.push((
-        format!("gateway c: {} idle TLS connections", held.len()),
+        format!("gateway c ({p}): {} idle TLS connections", held.len()),
         after,
         hwm,
     ));
     drop(held);
+    drop(gw);
     Ok(json!({
-        "mode": "idle_conns", "requested": n, "held": open, "failed": failed,
+        "proto": p, "requested": n, "held": open, "failed": failed,
         "rss_before_kib": before, "rss_after_kib": after, "peak_kib": hwm,
         "kib_per_conn": per_conn, "summary": line,
     }))

@@ -31,6 +31,34 @@ pub(crate) struct ConnActivity {
     pub(crate) guard_stopped: AtomicBool,
     /// Requests dropped before they answered (the client reset the stream or left).
     pub(crate) cancelled: Arc<AtomicU32>,
+    /// HTTP/1.1: requests the h1 guard saw end (head and body).
+    pub(crate) completed: AtomicU64,
+    /// HTTP/1.1: the h1 guard is between requests (see [`H1Guard::at_boundary`]).
+    pub(crate) at_boundary: AtomicBool,
+    /// A request or response asked for the connection to close after it (`Connection:
+    /// close`, HTTP/1.0): hyper closes it, so it must not be parked and kept.
+    pub(crate) close_requested: AtomicBool,
+    /// Set by the driver while it ends hyper's connection to park it: the IO's shutdown
+    /// is then skipped and the stream handed back (`crate::transport::park`).
+    pub(crate) parking: AtomicBool,
+}
+
+impl ConnActivity {
+    /// True when hyper's HTTP/1.1 connection holds nothing unanswered or unread: every
+    /// request the guard saw end was dispatched, none is in flight, the guard is between
+    /// requests, and nothing asked for the connection to close. Only then can hyper's
+    /// connection be ended and rebuilt later without losing or re-ordering a byte.
+    pub(crate) fn h1_parkable(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self.at_boundary.load(Ordering::Relaxed)
+            && self.completed.load(Ordering::Relaxed) == self.dispatched.load(Ordering::Relaxed)
+            && !self.head_pending.load(Ordering::Relaxed)
+            && !self.guard_stopped.load(Ordering::Relaxed)
+            && !self.close_requested.load(Ordering::Relaxed)
+            && !self.smuggling.load(Ordering::Relaxed)
+            && !self.head_too_large.load(Ordering::Relaxed)
+            && !self.unsupported_coding.load(Ordering::Relaxed)
+    }
 }
 
 /// IO wrapper that, on HTTP/1.1 connections, follows the request stream with the
@@ -56,6 +84,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
             g.feed(&buf.filled()[before..]);
             let a = &this.activity;
             a.head_pending.store(g.in_head(), Ordering::Relaxed);
+            a.at_boundary.store(g.at_boundary(), Ordering::Relaxed);
+            a.completed.store(g.completed(), Ordering::Relaxed);
             if g.conflict() {
                 a.smuggling.store(true, Ordering::Relaxed);
             }
@@ -70,6 +100,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
                 // timer running until hyper dispatches (or refuses) it.
                 a.head_pending.store(g.stopped_in_head(), Ordering::Relaxed);
                 a.guard_stopped.store(true, Ordering::Relaxed);
+                a.at_boundary.store(false, Ordering::Relaxed);
                 this.guard = None;
             }
         }

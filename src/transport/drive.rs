@@ -21,7 +21,7 @@ use crate::transport::server::{ServerSettings, Shutdown};
 
 /// Why the watchdog ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expired {
+pub(super) enum Expired {
     /// An HTTP/1.1 request head did not complete within `header_read_timeout`: drop.
     HeaderTimeout,
     /// No request in flight and none started for `idle_timeout` (or, near
@@ -31,51 +31,96 @@ enum Expired {
     TooManyCancelled,
 }
 
+/// The per-connection watchdog, checked every [`Watchdog::tick`] by the task serving the
+/// connection (one timer per connection, reset after each check).
+///
 /// Idleness is judged by requests, not bytes: HTTP/2 PINGs (ours or the client's) keep
 /// the socket busy without the connection doing any work.
 /// The first request must start within `header` of the handshake: a connection that
 /// never sends one does not hold its slot for the idle timeout.
-async fn watchdog(
+pub(super) struct Watchdog {
     activity: Arc<ConnActivity>,
     header: Duration,
     idle: Duration,
     pressure: Pressure,
-) -> Expired {
-    // Check at a quarter of the shorter timeout (at most once a second): the timeouts are
-    // enforced to within that granularity, at the cost of one timer per connection.
-    let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let mut last_dispatched = activity.dispatched.load(Ordering::Relaxed);
-    let mut idle_for = Duration::ZERO;
-    let mut head_for = Duration::ZERO;
-    let mut budget = CancelBudget::default();
-    loop {
-        tokio::time::sleep(tick).await;
+    tick: Duration,
+    last_dispatched: u64,
+    idle_for: Duration,
+    head_for: Duration,
+    budget: CancelBudget,
+}
+
+impl Watchdog {
+    pub(super) fn new(
+        activity: Arc<ConnActivity>,
+        settings: &ServerSettings,
+        pressure: Pressure,
+    ) -> Self {
+        let (header, idle) = (settings.header_read_timeout, settings.idle_timeout);
+        // Check at a quarter of the shorter timeout (at most once a second): the timeouts
+        // are enforced to within that granularity, at the cost of one timer per connection.
+        let tick = (header.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let last_dispatched = activity.dispatched.load(Ordering::Relaxed);
+        Self {
+            activity,
+            header,
+            idle,
+            pressure,
+            tick,
+            last_dispatched,
+            idle_for: Duration::ZERO,
+            head_for: Duration::ZERO,
+            budget: CancelBudget::default(),
+        }
+    }
+
+    /// Time between two checks.
+    pub(super) fn tick(&self) -> Duration {
+        self.tick
+    }
+
+    /// True once a whole tick passed with no request dispatched, none in flight and no
+    /// head pending.
+    pub(super) fn quiet(&self) -> bool {
+        self.idle_for >= self.tick
+    }
+
+    /// One tick has passed: whether the connection must end.
+    pub(super) fn check(&mut self) -> Option<Expired> {
+        let activity = &self.activity;
+        let tick = self.tick;
         let dispatched = activity.dispatched.load(Ordering::Relaxed);
         let in_flight = activity.in_flight.load(Ordering::Relaxed);
         let head_pending = activity.head_pending.load(Ordering::Relaxed) || dispatched == 0;
-        if budget.exceeded(activity.cancelled.load(Ordering::Relaxed), tick) {
-            return Expired::TooManyCancelled;
+        if self
+            .budget
+            .exceeded(activity.cancelled.load(Ordering::Relaxed), tick)
+        {
+            return Some(Expired::TooManyCancelled);
         }
-        if dispatched != last_dispatched || in_flight > 0 || head_pending {
-            idle_for = Duration::ZERO;
+        if dispatched != self.last_dispatched || in_flight > 0 || head_pending {
+            self.idle_for = Duration::ZERO;
         } else {
-            idle_for += tick;
+            self.idle_for += tick;
         }
-        last_dispatched = dispatched;
+        self.last_dispatched = dispatched;
         // A head that started while nothing was in flight must complete in time. (A
         // pipelined head read while a slow response is pending is our delay, not the
         // client's.)
         if head_pending && in_flight == 0 {
-            head_for += tick;
-            if head_for >= header {
-                return Expired::HeaderTimeout;
+            self.head_for += tick;
+            if self.head_for >= self.header {
+                return Some(Expired::HeaderTimeout);
             }
         } else {
-            head_for = Duration::ZERO;
+            self.head_for = Duration::ZERO;
         }
-        if idle_for >= idle || (idle_for >= header.min(idle) && pressure.high()) {
-            return Expired::Idle;
+        if self.idle_for >= self.idle
+            || (self.idle_for >= self.header.min(self.idle) && self.pressure.high())
+        {
+            return Some(Expired::Idle);
         }
+        None
     }
 }
 
@@ -125,13 +170,9 @@ pub(super) async fn drive<C: GracefulConn>(
     pressure: Pressure,
 ) {
     tokio::pin!(conn);
-    let dog = watchdog(
-        activity,
-        settings.header_read_timeout,
-        settings.idle_timeout,
-        pressure,
-    );
-    tokio::pin!(dog);
+    let mut dog = Watchdog::new(activity, settings, pressure);
+    let sleep = tokio::time::sleep(dog.tick());
+    tokio::pin!(sleep);
     let mut closing = false;
     if *shutdown.drain.borrow() {
         conn.as_mut().shutdown();
@@ -145,18 +186,22 @@ pub(super) async fn drive<C: GracefulConn>(
                 }
                 return;
             }
-            why = &mut dog, if !closing => match why {
-                Expired::HeaderTimeout => {
-                    tracing::debug!(%peer, "request head not received in time; closing");
-                    return;
-                }
-                Expired::TooManyCancelled => {
-                    tracing::debug!(%peer, "too many cancelled requests; closing");
-                    return;
-                }
-                Expired::Idle => {
-                    conn.as_mut().shutdown();
-                    closing = true;
+            () = &mut sleep, if !closing => {
+                sleep.as_mut().reset(tokio::time::Instant::now() + dog.tick());
+                match dog.check() {
+                    None => {}
+                    Some(Expired::HeaderTimeout) => {
+                        tracing::debug!(%peer, "request head not received in time; closing");
+                        return;
+                    }
+                    Some(Expired::TooManyCancelled) => {
+                        tracing::debug!(%peer, "too many cancelled requests; closing");
+                        return;
+                    }
+                    Some(Expired::Idle) => {
+                        conn.as_mut().shutdown();
+                        closing = true;
+                    }
                 }
             },
             _ = shutdown.drain.changed(), if !closing => {

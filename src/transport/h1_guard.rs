@@ -87,6 +87,8 @@ pub struct H1Guard {
     too_large: bool,
     /// The guard stopped following in the middle of a request head.
     stopped_in_head: bool,
+    /// Requests (head and body) that ended so far.
+    completed: u64,
 }
 
 impl Default for H1Guard {
@@ -122,7 +124,21 @@ impl H1Guard {
             max_head,
             too_large: false,
             stopped_in_head: false,
+            completed: 0,
         }
+    }
+
+    /// Requests whose head and body have both ended.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// True between requests: every byte seen so far belongs to a request that ended
+    /// (empty lines before the next request line aside). Together with [`Self::completed`]
+    /// equal to the requests hyper dispatched, this says hyper holds no unread request, so
+    /// the connection can be parked without hyper's buffers (`crate::transport::park`).
+    pub fn at_boundary(&self) -> bool {
+        self.state == State::LineStart && self.request_line && self.head_len == 0
     }
 
     /// True once some request head used a transfer coding other than plain `chunked`.
@@ -164,7 +180,9 @@ impl H1Guard {
         self.state == State::Stopped
     }
 
+    /// A request ended (its head, and its body if it had one): get ready for the next.
     fn start_head(&mut self) {
+        self.completed += 1;
         self.head_len = 0;
         self.state = State::LineStart;
         self.request_line = true;

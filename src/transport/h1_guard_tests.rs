@@ -214,3 +214,37 @@ fn a_head_of_exactly_the_limit_is_accepted() {
     g.feed(head);
     assert!(g.too_large(), "a head one byte over the limit accepted");
 }
+
+#[test]
+fn boundary_and_completed_requests_follow_heads_and_bodies() {
+    let mut g = H1Guard::new(usize::MAX);
+    assert!(g.at_boundary() && g.completed() == 0, "a new connection");
+    g.feed(b"GET / HTTP/1.1\r\nHost: a\r\n");
+    assert!(!g.at_boundary(), "inside a head");
+    g.feed(b"\r\n");
+    assert!(g.at_boundary());
+    assert_eq!(g.completed(), 1);
+    g.feed(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab");
+    assert!(!g.at_boundary(), "inside a sized body");
+    assert_eq!(g.completed(), 1);
+    g.feed(b"c");
+    assert!(g.at_boundary());
+    assert_eq!(g.completed(), 2);
+    g.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n");
+    assert!(
+        !g.at_boundary(),
+        "before the chunked body's last empty line"
+    );
+    g.feed(b"\r\n");
+    assert!(g.at_boundary());
+    assert_eq!(g.completed(), 3);
+    // Empty lines between requests are tolerated and leave it at a boundary.
+    g.feed(b"\r\n\r\n");
+    assert!(g.at_boundary());
+    g.feed(b"G");
+    assert!(!g.at_boundary(), "a request line started");
+    // Once stopped, never at a boundary again.
+    let mut g = H1Guard::new(usize::MAX);
+    g.feed(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+    assert!(g.stopped() && !g.at_boundary());
+}

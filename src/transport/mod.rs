@@ -3,6 +3,7 @@
 //! - [`server`]: the client-facing listener (accept, connection limits, handshake and header
 //!   timeouts, graceful shutdown) and the hyper h1/h2 builder.
 //! - `drive`: a served connection under its watchdog and the drain / kill signals.
+//! - `park`: HTTP/1.1 connections held without hyper's buffers while they wait.
 //! - [`tls`]: rustls server configuration and the process's crypto provider.
 //! - [`h1_guard`]: the HTTP/1.1 request-smuggling guard in front of hyper's parser.
 //! - [`conn`]: the per-connection facts (`ConnInfo`, `ClientIp`) every request carries.
@@ -15,6 +16,7 @@ mod drive;
 pub mod early;
 pub mod h1_guard;
 pub mod limits;
+mod park;
 pub mod preface;
 pub mod server;
 pub mod tls;

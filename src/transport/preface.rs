@@ -77,22 +77,52 @@ pub async fn expect_preface<T: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// An IO that first yields the preface already read (for `h2` connections), then the
-/// stream itself.
+/// An IO that first yields the bytes already read from it (the preface of an `h2`
+/// connection, or the byte a parked HTTP/1.1 connection waited for, see
+/// [`Rewind::poll_fill`]), then the stream itself. The bytes live inline: no allocation.
 pub struct Rewind<T> {
     inner: T,
-    replay: &'static [u8],
+    replay: [u8; PREFACE.len()],
+    start: u8,
+    end: u8,
 }
 
 impl<T> Rewind<T> {
     /// `preface_read`: whether [`expect_preface`] consumed the preface from `inner`.
     pub fn new(inner: T, preface_read: bool) -> Self {
-        let replay: &'static [u8] = if preface_read { PREFACE } else { &[] };
-        Self { inner, replay }
+        let end = if preface_read { PREFACE.len() as u8 } else { 0 };
+        Self {
+            inner,
+            replay: *PREFACE,
+            start: 0,
+            end,
+        }
     }
 
     pub fn get_ref(&self) -> &T {
         &self.inner
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.replay[usize::from(self.start)..usize::from(self.end)]
+    }
+}
+
+impl<T: AsyncRead + Unpin> Rewind<T> {
+    /// Wait until at least one byte can be read, reading (and keeping for replay) one
+    /// byte if none is held yet. `Ok(false)`: the stream ended. This is how a parked
+    /// connection waits for its next request without a read buffer of its own; bytes the
+    /// TLS layer already decrypted count as readable, so none is left waiting.
+    pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if self.start < self.end {
+            return Poll::Ready(Ok(true));
+        }
+        let mut one = ReadBuf::new(&mut self.replay[..1]);
+        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, &mut one))?;
+        let n = one.filled().len();
+        self.start = 0;
+        self.end = n as u8;
+        Poll::Ready(Ok(n > 0))
     }
 }
 
@@ -102,10 +132,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.replay.is_empty() {
-            let k = self.replay.len().min(buf.remaining());
-            buf.put_slice(&self.replay[..k]);
-            self.replay = &self.replay[k..];
+        let pending = self.pending();
+        if !pending.is_empty() {
+            let k = pending.len().min(buf.remaining());
+            buf.put_slice(&pending[..k]);
+            self.start += k as u8;
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)

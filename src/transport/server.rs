@@ -2,8 +2,10 @@
 //!
 //! Accepts are bounded by `max_connections` (a semaphore: excess connections wait in the
 //! kernel backlog rather than being accepted and starved). Each connection does its TLS
-//! handshake under `handshake_timeout`, then is served by hyper-util's auto builder
-//! (HTTP/1.1 and HTTP/2 on one port, upgrades allowed). A per-connection watchdog enforces
+//! handshake under `handshake_timeout`, then is served by hyper's HTTP/1.1 builder when
+//! ALPN chose `http/1.1` (parked without hyper's buffers while it waits for a request, see
+//! `crate::transport::park`), or by hyper-util's auto builder (HTTP/2, or either without
+//! ALPN; upgrades allowed). A per-connection watchdog enforces
 //! `header_read_timeout` (the first request must start, and an HTTP/1.1 head that started
 //! must complete, in time; an `h2` connection must open with the preface, see
 //! [`crate::transport::preface`]), the cancelled-stream budget and, near
@@ -41,6 +43,7 @@ use crate::transport::drive::drive;
 use crate::transport::early::EarlyRefusal;
 use crate::transport::h1_guard::H1Guard;
 use crate::transport::limits::{CancelGuard, Pressure};
+use crate::transport::park::serve_h1;
 use crate::transport::preface::{Rewind, expect_preface};
 
 /// Connection limits and timeouts, fixed for the listener's life (a reload that changes
@@ -183,6 +186,7 @@ impl Drop for ConnSlot {
 
 /// hyper's per-connection service: maps the body, tags the request with [`ConnInfo`],
 /// applies the h1 guard's verdicts, tracks in-flight requests, and runs the tower stack.
+#[derive(Clone)]
 struct ConnService<S> {
     stack: S,
     info: ConnInfo,
@@ -222,6 +226,9 @@ where
         } else {
             None
         };
+        if !self.h2 && asks_close(req.version(), req.headers()) {
+            self.activity.close_requested.store(true, Ordering::Relaxed);
+        }
         let mut req = req.map(Body::Incoming);
         // A refused request still goes through the stack, so it is counted and logged like
         // any other (the early-refusal step answers it before routing); its connection
@@ -252,6 +259,17 @@ where
             ),
         }
     }
+}
+
+/// Whether hyper closes an HTTP/1.1 connection after this message: HTTP/1.0 (kept alive
+/// only on request, and rare), or a `Connection` header with the `close` option.
+fn asks_close(version: http::Version, headers: &http::HeaderMap) -> bool {
+    version < http::Version::HTTP_11
+        || headers.get_all(http::header::CONNECTION).iter().any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        })
 }
 
 /// A request's future: served by the stack (refused requests too, see [`EarlyRefusal`]).
@@ -301,6 +319,9 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>> + Unpin> Future for 
                         http::header::CONNECTION,
                         http::HeaderValue::from_static("close"),
                     );
+                    if let Some(g) = guard.as_ref() {
+                        g.0.close_requested.store(true, Ordering::Relaxed);
+                    }
                 }
                 cancel.answered();
                 let guard = guard.take();
@@ -481,11 +502,11 @@ async fn serve_connection<S>(
         }
     }
     let activity = Arc::new(ConnActivity::default());
-    let io = TokioIo::new(Tracked {
+    let tracked = Tracked {
         inner: Rewind::new(tls_stream, h2),
         activity: activity.clone(),
         guard: (!h2).then(|| H1Guard::new(settings.max_header_bytes)),
-    });
+    };
     let svc = ConnService {
         stack,
         // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d; every address
@@ -500,15 +521,22 @@ async fn serve_connection<S>(
         h2,
         cancelled_total,
     };
-    let h1_only = tls_alpn_h1;
-    if h1_only {
+    if tls_alpn_h1 {
+        // Parked between requests: see `crate::transport::park`.
         tokio::spawn(async move {
-            let conn = builders.h1.serve_connection(io, svc).with_upgrades();
-            drive(conn, activity, &settings, shutdown, peer, pressure).await;
+            let make = move |io| {
+                builders
+                    .h1
+                    .serve_connection(io, svc.clone())
+                    .with_upgrades()
+            };
+            serve_h1(tracked, make, &settings, shutdown, peer, pressure).await;
         });
     } else {
         tokio::spawn(async move {
-            let conn = builders.auto.serve_connection_with_upgrades(io, svc);
+            let conn = builders
+                .auto
+                .serve_connection_with_upgrades(TokioIo::new(tracked), svc);
             drive(conn, activity, &settings, shutdown, peer, pressure).await;
         });
     }

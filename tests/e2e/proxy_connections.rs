@@ -8,7 +8,7 @@ use crate::support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::*;
 
@@ -162,8 +162,11 @@ async fn readyz_reports_not_ready_while_draining() {
 #[tokio::test]
 async fn max_connections_holds_further_handshakes_until_a_slot_frees() {
     let up = Upstream::start().await;
+    // The held connections send nothing for a while: a header timeout longer than the
+    // waits below, so a slot frees only when the test drops a connection.
     let config = PlainConfig::new()
         .listen("max_connections", "2")
+        .listen("header_read_timeout", "\"30s\"")
         .listen("idle_timeout", "\"60s\"")
         .toml();
     let mut gw = TestGateway::start(&config, &up.url()).await;
@@ -355,6 +358,74 @@ async fn upgraded_tunnels_count_against_max_connections() {
         open, 1,
         "an open WebSocket tunnel is not counted in open_connections"
     );
+    drop(ws);
+    gw.shutdown().await;
+}
+
+/// An HTTP/1.1 connection quiet for a watchdog tick (250 ms here) is parked without
+/// hyper's connection (src/transport/park.rs) and rebuilt when its next request arrives:
+/// what follows a park must be served exactly as on a connection hyper kept.
+#[tokio::test]
+async fn parked_keepalive_connection_serves_bodies_pipelining_upgrades_and_close() {
+    let up = Upstream::start().await;
+    let mut gw = TestGateway::start(PLAIN_CONFIG, &up.url()).await; // head 1s, idle 5s
+    let quiet = Duration::from_millis(1500);
+    let mut io = raw_tls(gw.addr, &gw.ca()).await;
+    io.write_all(GET).await.unwrap();
+    let r = read_response(&mut io, Duration::from_secs(10)).await;
+    assert_eq!(r.unwrap().status, 200);
+
+    // A request with a body pipelined with the next one, after a park: both arrive whole
+    // and are answered in order.
+    tokio::time::sleep(quiet).await;
+    io.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello\
+          GET /after HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let echoed = read_response(&mut io, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (echoed.status, echoed.body.as_slice()),
+        (200, &b"hello"[..])
+    );
+    let after = read_response(&mut io, Duration::from_secs(10)).await;
+    assert_eq!(after.expect("pipelined request lost").status, 200);
+
+    // `Connection: close` after a park: answered, then closed (not parked and kept).
+    tokio::time::sleep(quiet).await;
+    io.write_all(b"GET /last HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let last = read_response(&mut io, Duration::from_secs(10)).await;
+    assert_eq!(last.unwrap().status, 200);
+    let (_, eof) = read_until_close(&mut io, Duration::from_secs(3)).await;
+    assert!(eof, "a Connection: close request left the connection open");
+    assert_eq!(up.count(), 4);
+
+    // An upgrade after a park: the tunnel works.
+    let mut ws = raw_tls(gw.addr, &gw.ca()).await;
+    ws.write_all(GET).await.unwrap();
+    let r = read_response(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(r.unwrap().status, 200);
+    tokio::time::sleep(quiet).await;
+    ws.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, _) = read_head(&mut ws, Duration::from_secs(10)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ws.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), ws.read_exact(&mut got))
+        .await
+        .expect("tunnel did not echo")
+        .unwrap();
+    assert_eq!(&got, b"ping");
     drop(ws);
     gw.shutdown().await;
 }
