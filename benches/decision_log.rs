@@ -7,6 +7,8 @@
 //!   `sync_channel` to a thread blocked in `recv` that writes and flushes each drain.
 //! - `format_only`: formatting one line into a reused buffer, nothing else: the least a
 //!   "format on the request task into a pooled buffer" design would pay.
+//! - `format_prebuilt`: formatting a record that is already built: the writer thread's
+//!   own CPU per line (what the proxy bench pays when the writer shares the core).
 //! - `handover`: what the gateway does now: move the record into the writer's queue.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,11 +18,13 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant, SystemTime};
 
 use accessgate::authn::Principal;
+use accessgate::authorize::AuthzOutcome;
 use accessgate::config::parse_str;
 use accessgate::ids::DecisionId;
 use accessgate::observe::decision_log::{DecisionLog, Line, RequestFacts};
 use accessgate::observe::writer::{Record, Sink};
 use accessgate::ops::metrics::Metrics;
+use accessgate::policy::{Decision, Evaluation, GraphResult, PolicyResult};
 use accessgate::respond::{Outcome, Verdict};
 use accessgate::route::RouteMatch;
 use accessgate::snapshot::Snapshot;
@@ -37,6 +41,17 @@ name = "corp-api"
 path_prefix = "/"
 upstream = "http://127.0.0.1:9"
 auth = "none"
+[[policies]]
+name = "corp-api-require-mfa"
+resources = ["all"]
+include_users = ["all"]
+grant = { controls = ["mfa"] }
+[[policies]]
+name = "report-only-compliant-device"
+mode = "report_only"
+resources = ["all"]
+include_users = ["all"]
+grant = { controls = ["compliant_device"] }
 "#;
 
 fn principal() -> Arc<Principal> {
@@ -56,6 +71,26 @@ fn bench(c: &mut Criterion) {
     let metrics = Metrics::new();
     let config = Arc::new(parse_str(CONFIG, std::path::Path::new("bench.toml")).unwrap());
     let snapshot = Arc::new(Snapshot::build(config, &metrics, None).unwrap());
+    // Two policies applied (one report-only), as the line of an allowed request lists them.
+    let authz = Arc::new(AuthzOutcome {
+        policies: snapshot.policies.clone(),
+        evaluation: Evaluation {
+            decision: Decision::Allow,
+            results: vec![
+                PolicyResult {
+                    policy: 0,
+                    result: GraphResult::Success,
+                    reason: "grant_satisfied",
+                },
+                PolicyResult {
+                    policy: 1,
+                    result: GraphResult::ReportOnlyFailure,
+                    reason: "device_noncompliant",
+                },
+            ],
+            fail_open: false,
+        },
+    });
     let rm = RouteMatch { snapshot, index: 0 };
     let req = http::Request::get("https://api.corp.example/api/orders/42?x=1")
         .body(())
@@ -74,7 +109,7 @@ fn bench(c: &mut Criterion) {
         },
         status: 200,
         bytes: Some(120),
-        authz: None,
+        authz: Some(authz.clone()),
         phases: Phases {
             authn: Some(Duration::from_micros(12)),
             authz: Some(Duration::from_micros(3)),
@@ -140,6 +175,19 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             reused.clear();
             line().write_line(&mut reused);
+            black_box(&reused);
+        })
+    });
+
+    // The writer thread's own cost per line: formatting a record already built.
+    let built = line();
+    reused.clear();
+    built.write_line(&mut reused);
+    println!("one formatted line: {} bytes", reused.len());
+    c.bench_function("decision_log/format_prebuilt", |b| {
+        b.iter(|| {
+            reused.clear();
+            black_box(&built).write_line(&mut reused);
             black_box(&reused);
         })
     });

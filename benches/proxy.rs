@@ -18,12 +18,16 @@
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs bench binaries) it does nothing.
 
+#[path = "proxy/chart.rs"]
+mod chart;
 #[path = "proxy/client.rs"]
 mod client;
 #[path = "proxy/driver.rs"]
 mod driver;
 #[path = "proxy/fixture.rs"]
 mod fixture;
+#[path = "proxy/html.rs"]
+mod html;
 #[path = "proxy/peers.rs"]
 mod peers;
 #[path = "proxy/procs.rs"]
@@ -272,6 +276,39 @@ fn gateway_scenario<'a>(
     }
 }
 
+/// The latency charts and the HTML report (a failure here is reported, the run stands).
+fn charts(b: &Bench) {
+    let heading = format!(
+        "{}; warm-up {:?}, measured {:?}, {} connections, {} h2 streams each{}",
+        b.extras.pinning,
+        b.settings.warmup,
+        b.settings.duration,
+        b.settings.conns,
+        b.settings.streams,
+        if b.settings.quick {
+            "; BENCH_QUICK=1: smoke only, not comparable"
+        } else {
+            ""
+        }
+    );
+    match html::write(
+        &b.fx.dir,
+        &b.rows,
+        &heading,
+        &targets::lines(&b.rows)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+    ) {
+        Ok(paths) => {
+            for p in paths {
+                println!("written: {}", p.display());
+            }
+        }
+        Err(e) => eprintln!("charts not written: {e}"),
+    }
+}
+
 /// Print the tables and write the JSON.
 fn finish(b: &Bench) -> Result<(), String> {
     println!();
@@ -324,6 +361,9 @@ fn finish(b: &Bench) -> Result<(), String> {
     let path: PathBuf = b.fx.dir.join("proxy.json");
     report::write_json(&path, &b.rows, &b.extras)?;
     println!("\nwritten: {}", path.display());
+    if !b.rows.is_empty() {
+        charts(b);
+    }
     if b.rows.iter().any(report::Row::flagged) || !b.extras.aborted.is_empty() {
         println!("NOTE: some rows are flagged (errors) or scenarios aborted; see above");
     }

@@ -49,6 +49,20 @@ impl DecisionId {
     }
 }
 
+impl DecisionId {
+    /// Appends the same 32 hex digits as `Display`, without the `fmt` machinery: the
+    /// decision log's writer formats one per line.
+    pub fn push_hex(&self, out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.reserve(32);
+        for v in [self.prefix, self.seq] {
+            for shift in (0..16).rev() {
+                out.push(char::from(HEX[((v >> (shift * 4)) & 0xf) as usize]));
+            }
+        }
+    }
+}
+
 impl fmt::Display for DecisionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}{:016x}", self.prefix, self.seq)

@@ -19,6 +19,8 @@ pub struct Row {
     pub rps: f64,
     /// Latency percentiles in microseconds: p50, p90, p99, p99.9.
     pub pct_us: [u64; 4],
+    /// The percentile distribution for the chart (`chart::curve`).
+    pub curve: Vec<(f64, f64)>,
     pub ok: u64,
     pub non2xx: u64,
     pub errors: u64,
@@ -82,6 +84,7 @@ impl Row {
             },
             rps: out.rps(),
             pct_us: [pct(0.5), pct(0.9), pct(0.99), pct(0.999)],
+            curve: crate::chart::curve(&out.hist),
             ok: out.ok,
             non2xx: out.non2xx,
             errors: out.errors,

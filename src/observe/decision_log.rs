@@ -9,7 +9,6 @@
 //! dropped and counted (`accessgate_decision_log_dropped_total`) rather than slowing
 //! requests. `allow` lines may be sampled; denials never are.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -23,7 +22,7 @@ use crate::config::{DecisionLogTarget, LogConfig};
 use crate::ids::DecisionId;
 use crate::observe::writer::{LogWriter, Record, Sink};
 use crate::ops::metrics::Metrics;
-use crate::respond::{Outcome, Verdict, push_json_str};
+use crate::respond::{Outcome, Verdict};
 use crate::route::RouteMatch;
 use crate::timing::Phases;
 
@@ -64,11 +63,25 @@ impl RequestFacts {
         }
     }
 
-    fn host(&self) -> &str {
+    /// Facts without a request (the formatter's tests build many).
+    #[cfg(test)]
+    pub(crate) fn from_parts(method: Method, host: &str, path: &str) -> Self {
+        Self {
+            method,
+            text: format!("{host}{path}"),
+            host_len: host.len(),
+        }
+    }
+
+    pub(super) fn method(&self) -> &Method {
+        &self.method
+    }
+
+    pub(super) fn host(&self) -> &str {
         self.text.get(..self.host_len).unwrap_or("")
     }
 
-    fn path(&self) -> &str {
+    pub(super) fn path(&self) -> &str {
         self.text.get(self.host_len..).unwrap_or("")
     }
 }
@@ -219,59 +232,11 @@ fn unrouted(metrics: &Metrics) -> Vec<IntCounter> {
         .collect()
 }
 
+/// Formatted on the writer thread (`line_format`: byte for byte what the `write!`-based
+/// formatter before it wrote, several times cheaper).
 impl Record for Line {
     fn write_line(&self, s: &mut String) {
-        s.push_str("{\"ts\":");
-        push_json_str(s, &crate::clock::rfc3339(self.at));
-        let _ = write!(s, ",\"decision_id\":\"{}\"", self.id);
-        s.push_str(",\"method\":");
-        push_json_str(s, self.facts.method.as_str());
-        s.push_str(",\"host\":");
-        push_json_str(s, self.facts.host());
-        s.push_str(",\"path\":");
-        push_json_str(s, self.facts.path());
-        if let Some(rm) = &self.route {
-            let r = &rm.route().config;
-            s.push_str(",\"route\":");
-            push_json_str(s, &r.name);
-            s.push_str(",\"resource\":");
-            push_json_str(s, &r.resource);
-        }
-        let _ = write!(s, ",\"status\":{}", self.status);
-        if let Some(len) = self.bytes {
-            let _ = write!(s, ",\"bytes\":{len}");
-        }
-        s.push_str(",\"decision\":");
-        push_json_str(s, self.verdict.outcome.as_str());
-        if !self.verdict.reason.is_empty() {
-            s.push_str(",\"reason\":");
-            push_json_str(s, self.verdict.reason);
-        }
-        if let Some(p) = &self.principal {
-            s.push_str(",\"user\":");
-            push_json_str(s, &p.user);
-            if let Some(a) = &p.client_app {
-                s.push_str(",\"app\":");
-                push_json_str(s, a);
-            }
-            if let Some(d) = &p.device {
-                s.push_str(",\"device\":");
-                push_json_str(s, d);
-            }
-            s.push_str(",\"token_id\":");
-            push_json_str(s, &p.token_id);
-        }
-        if let Some(ip) = self.client_ip {
-            let _ = write!(s, ",\"client_ip\":\"{ip}\"");
-        }
-        if let Some(o) = &self.authz {
-            crate::authorize::write_outcome(o, s);
-        }
-        for (phase, took) in self.phases.iter() {
-            let _ = write!(s, ",\"{}_us\":{}", phase.as_str(), took.as_micros());
-        }
-        let _ = write!(s, ",\"total_us\":{}", self.total.as_micros());
-        s.push_str("}\n");
+        super::line_format::write_line(self, s);
     }
 }
 

@@ -7,6 +7,7 @@
 //! `respond` the [`Verdict`] of a refusal. No verdict means the upstream answered: allow.
 
 pub mod decision_log;
+mod line_format;
 pub mod phases;
 pub mod writer;
 
