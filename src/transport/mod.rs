@@ -2,6 +2,7 @@
 //!
 //! - [`server`]: the client-facing listener (accept, connection limits, handshake and header
 //!   timeouts, graceful shutdown) and the hyper h1/h2 builder.
+//! - [`reuseport`]: one listening socket per worker on the same port (`SO_REUSEPORT`).
 //! - `drive`: a served connection under its watchdog and the drain / kill signals.
 //! - [`tls`]: rustls server configuration and the process's crypto provider.
 //! - [`h1_guard`]: the HTTP/1.1 request-smuggling guard in front of hyper's parser.
@@ -16,5 +17,6 @@ pub mod early;
 pub mod h1_guard;
 pub mod limits;
 pub mod preface;
+pub mod reuseport;
 pub mod server;
 pub mod tls;

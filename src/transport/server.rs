@@ -322,13 +322,16 @@ pub struct Shutdown {
     pub kill: watch::Receiver<bool>,
 }
 
-/// Accept until told to drain; serve each connection in its own task.
+/// Accept until told to drain; serve each connection in its own task, on the runtime this
+/// loop runs on. `worker` labels the loop's accepts (`accessgate_worker_connections_total`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run<S>(
     listener: TcpListener,
     tls: Arc<ArcSwap<ServerConfig>>,
     settings: ServerSettings,
     stack: S,
     metrics: Metrics,
+    worker: usize,
     permits: Arc<Semaphore>,
     mut shutdown: Shutdown,
 ) where
@@ -346,6 +349,9 @@ pub async fn run<S>(
     });
     let pressure = Pressure::new(metrics.open_connections.clone(), settings.max_connections);
     let cancelled_total = metrics.requests_total.with_label_values(&["", "cancelled"]);
+    let accepted_here = metrics
+        .worker_connections_total
+        .with_label_values(&[&worker.to_string()]);
     let settings = Arc::new(settings);
     loop {
         if *shutdown.drain.borrow() {
@@ -371,6 +377,7 @@ pub async fn run<S>(
             _ = shutdown.drain.changed() => break,
         };
         metrics.connections_total.inc();
+        accepted_here.inc();
         let gauge = metrics.open_connections.clone();
         gauge.inc();
         let slot = Arc::new(ConnSlot {
