@@ -1,7 +1,8 @@
 //! `accept -> tls -> http`: the client-facing listener.
 //!
-//! Accepts are bounded by `max_connections` (a semaphore: excess connections wait in the
-//! kernel backlog rather than being accepted and starved). Each connection does its TLS
+//! Accepts are bounded by `max_connections` (a semaphore shared by every worker's accept
+//! loop: past the limit each loop holds at most one accepted connection, unserved, until a
+//! slot frees; the rest wait in the kernel backlog rather than being accepted and starved). Each connection does its TLS
 //! handshake under `handshake_timeout`, then is served by hyper-util's auto builder
 //! (HTTP/1.1 and HTTP/2 on one port, upgrades allowed). A per-connection watchdog enforces
 //! `header_read_timeout` (the first request must start, and an HTTP/1.1 head that started
@@ -357,13 +358,6 @@ pub async fn run<S>(
         if *shutdown.drain.borrow() {
             break;
         }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = shutdown.drain.changed() => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -373,6 +367,18 @@ pub async fn run<S>(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+            },
+            _ = shutdown.drain.changed() => break,
+        };
+        // The slot is taken after the accept, not before: with one accept loop per worker
+        // a slot held by a loop whose listener gets no connection would strand
+        // connections queued at another worker. A connection past the limit waits here,
+        // unserved (its handshake does not start), and the loop accepts nothing more
+        // until it has a slot: at most one such connection per accept loop.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
             },
             _ = shutdown.drain.changed() => break,
         };
