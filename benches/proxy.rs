@@ -222,7 +222,7 @@ async fn run(b: &mut Bench, small: &Path, big: &Path, files: &peers::PeerFiles) 
                 }
                 b.gateway(gateway_scenario(b, id, 1, true, small, big))
                     .await;
-                if b.settings.all_cores && id != "e" {
+                if b.settings.two_workers() && id != "e" {
                     b.gateway(gateway_scenario(b, id, 2, false, small, big))
                         .await;
                 }
@@ -328,6 +328,13 @@ fn finish(b: &Bench) -> Result<(), String> {
     if b.settings.quick {
         println!("BENCH_QUICK=1: 1 s runs, smoke only; figures are not comparable");
     }
+    println!(
+        "[runtime] scheduler of the tuned and [2 thr] rows: {}",
+        b.settings
+            .scheduler
+            .as_deref()
+            .unwrap_or("the gateway's default (BENCH_SCHEDULER unset)")
+    );
     if !b.rows.is_empty() {
         println!();
         print!("{}", report::table(&b.rows));

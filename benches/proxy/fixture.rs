@@ -239,6 +239,8 @@ pub struct GatewayVariant<'a> {
     pub cache_capacity: u64,
     pub state: &'a Path,
     pub worker_threads: usize,
+    /// `[runtime] scheduler`, when one is asked for (`BENCH_SCHEDULER`).
+    pub scheduler: Option<&'a str>,
     pub upstream: std::net::SocketAddr,
     /// The shipped defaults: no `worker_threads` line, and the decision log on (to a file
     /// under `target/bench/`, as an operator keeps it) instead of off.
@@ -316,6 +318,12 @@ auth = "{auth}"
         "\n[approved_apps]\nids = [\"{APP}\", \"{}\"]\n\n[log]\nlevel = \"warn\"\ndecisions = \"off\"\n",
         OTHER_APPS[1]
     );
+    if let (Some(sched), false) = (v.scheduler, v.shipped) {
+        s = s.replace(
+            "[runtime]\n",
+            &format!("[runtime]\nscheduler = \"{sched}\"\n"),
+        );
+    }
     if v.shipped {
         let log = fx.dir.join(format!("decisions-{}.log", v.name));
         s = s

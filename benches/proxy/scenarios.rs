@@ -149,6 +149,7 @@ impl Bench {
                 cache_capacity: s.cache_capacity,
                 state: s.state,
                 worker_threads: s.worker_threads,
+                scheduler: self.settings.scheduler.as_deref(),
                 upstream: self.upstream,
                 shipped: s.shipped,
             },

@@ -28,8 +28,8 @@ fn ready(words: &str) -> Result<(), std::io::Error> {
     out.flush()
 }
 
-/// `--serve-gateway CONFIG`: the gateway in a tokio runtime sized by
-/// `[runtime] worker_threads`, exactly as `accessgate run` builds it. Prints
+/// `--serve-gateway CONFIG`: the gateway on the runtime `[runtime]` asks for
+/// (`worker_threads`, `scheduler`), exactly as `accessgate run` builds it. Prints
 /// `READY <listen addr> <admin addr>`.
 pub fn gateway(config_path: &Path) -> ExitCode {
     let config = match accessgate::config::load(config_path) {
@@ -39,7 +39,7 @@ pub fn gateway(config_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match accessgate::cli::runtime::build(config.runtime.worker_threads) {
+    let rt = match accessgate::cli::runtime::build(&config.runtime) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("serve-gateway: cannot start the runtime: {e}");

@@ -30,6 +30,9 @@ pub struct Settings {
     pub devices_e: usize,
     /// Extra rows with `worker_threads = 2`, gateway unpinned.
     pub all_cores: bool,
+    /// `BENCH_SCHEDULER`: `[runtime] scheduler` of every row but the shipped-defaults one
+    /// (`None`: the gateway's default). `current_thread` has no 2-worker rows.
+    pub scheduler: Option<String>,
     /// Special mode: open this many idle TLS connections and report RSS (no table).
     pub idle_conns: Option<usize>,
     /// Special mode: soak scenario (c) for this long, sampling RSS (no table).
@@ -120,6 +123,16 @@ impl Settings {
             token_pool: count("BENCH_TOKEN_POOL", 4096)?,
             devices_e: count("BENCH_DEVICES", 1_000_000)?,
             all_cores: var("BENCH_ALL_CORES").is_some_and(|v| v != "0"),
+            scheduler: var("BENCH_SCHEDULER")
+                .map(|_| {
+                    list(
+                        "BENCH_SCHEDULER",
+                        &["per_core", "work_stealing", "current_thread"],
+                        &[],
+                    )
+                })
+                .transpose()?
+                .and_then(|v| v.into_iter().next()),
             idle_conns: var("BENCH_IDLE_CONNS")
                 .map(|_| count("BENCH_IDLE_CONNS", 10_000))
                 .transpose()?,
@@ -129,5 +142,10 @@ impl Settings {
 
     pub fn wants(&self, scenario: &str) -> bool {
         self.scenarios.iter().any(|s| s == scenario)
+    }
+
+    /// Whether the 2-worker rows run: `BENCH_ALL_CORES`, and a scheduler that has them.
+    pub fn two_workers(&self) -> bool {
+        self.all_cores && self.scheduler.as_deref() != Some("current_thread")
     }
 }

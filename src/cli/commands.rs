@@ -161,11 +161,20 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 }
 
 /// The config, logging set up from it, and the runtime it asks for: what `run` and `sync`
-/// both need before they can serve.
-fn load_with_runtime(path: &Path) -> Result<(Config, tokio::runtime::Runtime), ExitCode> {
+/// both need before they can serve. `serves` picks the gateway's runtime (`[runtime]
+/// scheduler`) over the plain pool `sync` runs on.
+fn load_with_runtime(
+    path: &Path,
+    serves: bool,
+) -> Result<(Config, tokio::runtime::Runtime), ExitCode> {
     let config = load(path)?;
     crate::ops::telemetry::init(&config.log.level);
-    match crate::cli::runtime::build(config.runtime.worker_threads) {
+    let rt = if serves {
+        crate::cli::runtime::build(&config.runtime)
+    } else {
+        crate::cli::runtime::build_pool(config.runtime.worker_threads)
+    };
+    match rt {
         Ok(rt) => Ok((config, rt)),
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -175,7 +184,7 @@ fn load_with_runtime(path: &Path) -> Result<(Config, tokio::runtime::Runtime), E
 }
 
 pub fn run(path: &Path) -> ExitCode {
-    let (config, rt) = match load_with_runtime(path) {
+    let (config, rt) = match load_with_runtime(path, true) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -196,7 +205,7 @@ pub fn run(path: &Path) -> ExitCode {
 
 /// `accessgate sync`: the state connector alone, until SIGTERM or Ctrl-C.
 pub fn sync(path: &Path) -> ExitCode {
-    let (config, rt) = match load_with_runtime(path) {
+    let (config, rt) = match load_with_runtime(path, false) {
         Ok(v) => v,
         Err(code) => return code,
     };

@@ -56,7 +56,8 @@ const FILES: [(&str, &str); 6] = [
 /// Run the demo until SIGINT / SIGTERM.
 pub fn run(upstream_port: u16) -> ExitCode {
     crate::ops::telemetry::init("warn");
-    let rt = match crate::cli::runtime::build(0) {
+    // The demo's echo upstream shares this runtime with the gateway's control plane.
+    let rt = match crate::cli::runtime::build_pool(0) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("demo: cannot start the runtime: {e}");

@@ -59,6 +59,7 @@ pub struct ListenFile {
 #[serde(deny_unknown_fields)]
 pub struct RuntimeFile {
     pub worker_threads: Option<Spanned<i64>>,
+    pub scheduler: Option<Str>,
     pub shutdown_grace: Option<Str>,
 }
 

@@ -16,9 +16,11 @@ pub mod duration;
 pub mod file;
 pub mod graph;
 pub mod path;
+pub mod runtime;
 pub mod validate;
 
 pub use graph::{GraphApp, GraphCloud, GraphConfig, GraphCredential};
+pub use runtime::Scheduler;
 pub use validate::{ConfigError, DEMO_CONFIG, load, parse_str};
 
 /// The whole validated configuration.
@@ -79,6 +81,8 @@ pub struct ListenConfig {
 pub struct RuntimeConfig {
     /// 0 = one per core (TOKIO_WORKER_THREADS honoured when 0).
     pub worker_threads: usize,
+    /// `scheduler` (default `per_core`): how the workers share the listener.
+    pub scheduler: Scheduler,
     /// `shutdown_grace` (default 30s): how long in-flight requests may run after SIGTERM.
     pub shutdown_grace: Duration,
 }

@@ -63,7 +63,7 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
     let route = rm.route();
     let started = Instant::now();
     let result =
-        tokio::time::timeout(route.config.request_timeout, route.client.request(req)).await;
+        tokio::time::timeout(route.config.request_timeout, route.client().request(req)).await;
     let elapsed = started.elapsed();
     route.metrics.upstream.observe(elapsed.as_secs_f64());
     let timed = |mut resp: Response<Body>| {

@@ -28,6 +28,9 @@ pub enum StartError {
         key: &'static str,
         source: std::io::Error,
     },
+    /// A worker thread, its runtime or its listener could not be set up
+    /// (`[runtime] scheduler = "per_core"`).
+    Workers(std::io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -38,6 +41,7 @@ impl fmt::Display for StartError {
             StartError::Snapshot(e) => write!(f, "{e}"),
             StartError::Bind { key, addr, source } => write!(f, "{key} {addr}: {source}"),
             StartError::LocalAddr { key, source } => write!(f, "{key}: {source}"),
+            StartError::Workers(e) => write!(f, "runtime.scheduler: cannot start a worker: {e}"),
         }
     }
 }
@@ -46,7 +50,7 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Tls(e) => Some(e),
-            StartError::DecisionLog(e) => Some(e),
+            StartError::DecisionLog(e) | StartError::Workers(e) => Some(e),
             StartError::Snapshot(e) => Some(e),
             StartError::Bind { source, .. } | StartError::LocalAddr { source, .. } => Some(source),
         }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod reload;
+mod workers;
 
 pub use error::{ReloadError, StartError};
 
@@ -16,8 +17,9 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use workers::{Serve, Serving};
 
-use crate::config::Config;
+use crate::config::{Config, Scheduler};
 use crate::observe::decision_log::DecisionLog;
 use crate::ops::metrics::Metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -36,6 +38,49 @@ async fn bind(
         .local_addr()
         .map_err(|source| StartError::LocalAddr { key, source })?;
     Ok((listener, local))
+}
+
+/// The client-facing listener(s) as bound at start.
+struct Listeners {
+    local_addr: SocketAddr,
+    kind: Bound,
+}
+
+enum Bound {
+    /// One listener, served on the caller's runtime.
+    One(TcpListener),
+    /// One per worker (`scheduler = "per_core"`), all on `local_addr`.
+    PerWorker(Vec<std::net::TcpListener>),
+}
+
+impl Listeners {
+    async fn bind(config: &Config, addr: SocketAddr) -> Result<Self, StartError> {
+        const KEY: &str = "listen.address";
+        if config.runtime.scheduler != Scheduler::PerCore {
+            let (l, local_addr) = bind(KEY, addr).await?;
+            return Ok(Self {
+                local_addr,
+                kind: Bound::One(l),
+            });
+        }
+        let ls = crate::transport::reuseport::bind(addr, config.runtime.workers()).map_err(
+            |source| StartError::Bind {
+                key: KEY,
+                addr,
+                source,
+            },
+        )?;
+        let local_addr = ls
+            .first()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()
+            .map_err(|source| StartError::LocalAddr { key: KEY, source })?
+            .unwrap_or(addr);
+        Ok(Self {
+            local_addr,
+            kind: Bound::PerWorker(ls),
+        })
+    }
 }
 
 /// How long shutdown waits for the decision log to write what it accepted (a stuck sink
@@ -67,7 +112,7 @@ pub struct Gateway {
     permits: Arc<Semaphore>,
     max_connections: usize,
     grace: Duration,
-    server_task: JoinHandle<()>,
+    serving: Serving,
     admin_task: Option<JoinHandle<()>>,
     /// Kept to reopen its file on SIGHUP and to flush it at shutdown.
     log: Arc<DecisionLog>,
@@ -115,7 +160,8 @@ impl Gateway {
             .with_label_values(&[&config_hash(&config)])
             .set(1);
 
-        let (listener, local_addr) = bind("listen.address", listen_addr).await?;
+        let listeners = Listeners::bind(&config, listen_addr).await?;
+        let local_addr = listeners.local_addr;
 
         let (drain_tx, drain_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
@@ -156,19 +202,28 @@ impl Gateway {
 
         let log = Arc::new(log);
         let stack = crate::build_stack(shared.clone(), state.clone(), metrics.clone(), log.clone());
-        let server_task = tokio::spawn(crate::transport::server::run(
-            listener,
-            tls.clone(),
+        let serve = Serve {
+            tls: tls.clone(),
             settings,
             stack,
-            metrics.clone(),
-            permits.clone(),
-            Shutdown {
+            metrics: metrics.clone(),
+            permits: permits.clone(),
+            shutdown: Shutdown {
                 drain: drain_rx,
                 kill: kill_rx,
             },
-        ));
-        tracing::info!(%local_addr, admin = ?admin_addr, "accessgate listening");
+        };
+        let serving = match listeners.kind {
+            Bound::One(l) => workers::local(l, serve),
+            Bound::PerWorker(ls) => workers::per_core(ls, serve)?,
+        };
+        tracing::info!(
+            %local_addr,
+            admin = ?admin_addr,
+            scheduler = config.runtime.scheduler.name(),
+            workers = config.runtime.workers(),
+            "accessgate listening"
+        );
         Ok(Self {
             local_addr,
             admin_addr,
@@ -182,7 +237,7 @@ impl Gateway {
             permits,
             max_connections,
             grace,
-            server_task,
+            serving,
             admin_task,
             log,
         })
@@ -235,7 +290,7 @@ impl Gateway {
             tracing::warn!(grace = ?self.grace, "shutdown grace period over; closing remaining connections");
         }
         let _ = self.kill_tx.send(true);
-        let _ = self.server_task.await;
+        self.serving.finished().await;
         if let Some(t) = self.admin_task {
             let _ = t.await;
         }
@@ -337,6 +392,7 @@ impl Gateway {
             return Err(ReloadError::NeedsRestart("[listen] limits or timeouts changed (max_connections, max_header_bytes, header_read_timeout, idle_timeout, handshake_timeout, h2_max_concurrent_streams): they are fixed for the listener's life and need a restart; keeping the running config".into()));
         }
         if config.runtime.worker_threads != old.runtime.worker_threads
+            || config.runtime.scheduler != old.runtime.scheduler
             || config.runtime.shutdown_grace != old.runtime.shutdown_grace
         {
             return Err(ReloadError::NeedsRestart(

@@ -39,6 +39,9 @@ pub struct Metrics {
     pub config_info: IntGaugeVec,
     pub open_connections: IntGauge,
     pub connections_total: IntCounter,
+    /// Connections accepted by each worker's accept loop (one loop, worker 0, unless
+    /// `scheduler = "per_core"`): shows how the kernel spreads them.
+    pub worker_connections_total: IntCounterVec,
     pub tls_handshake_failures_total: IntCounter,
     pub decision_log_dropped_total: IntCounter,
     pub phase_duration_seconds: HistogramVec,
@@ -191,6 +194,12 @@ impl Metrics {
         r.register(Box::new(open_connections.clone()))
             .expect("metric registered once");
         let connections_total = counter(&r, "connections_total", "Client connections accepted.");
+        let worker_connections_total = counter_vec(
+            &r,
+            "worker_connections_total",
+            "Client connections accepted, by the worker that accepted them.",
+            &["worker"],
+        );
         let tls_handshake_failures_total = counter(
             &r,
             "tls_handshake_failures_total",
@@ -287,6 +296,7 @@ impl Metrics {
             config_info,
             open_connections,
             connections_total,
+            worker_connections_total,
             tls_handshake_failures_total,
             decision_log_dropped_total,
             phase_duration_seconds,

@@ -22,15 +22,23 @@ pub mod upstream;
 
 use assertion::AssertionSigner;
 use router::Router;
-use upstream::{UpstreamClient, client_for};
+use upstream::{Pools, UpstreamClient};
 
 /// One route with its precomputed hot-path pieces.
 #[derive(Debug)]
 pub struct Route {
     pub config: RouteConfig,
     pub metrics: RouteMetrics,
-    /// Pooled keep-alive client to this route's upstream.
-    pub client: UpstreamClient,
+    /// Pooled keep-alive clients to this route's upstream (one per worker with
+    /// `scheduler = "per_core"`).
+    pub pools: Pools,
+}
+
+impl Route {
+    /// The pooled client for the worker thread this request runs on.
+    pub fn client(&self) -> &UpstreamClient {
+        self.pools.get()
+    }
 }
 
 /// Everything derived from one config version.
@@ -66,13 +74,14 @@ impl Snapshot {
         metrics: &Metrics,
         previous: Option<&Snapshot>,
     ) -> Result<Self, SnapshotError> {
+        let pools = config.runtime.upstream_pools();
         let routes: Vec<Route> = config
             .routes
             .iter()
             .map(|r| Route {
                 config: r.clone(),
                 metrics: metrics.route(&r.name),
-                client: client_for(r),
+                pools: Pools::for_route(r, pools),
             })
             .collect();
         let router = Router::new(&config.routes);

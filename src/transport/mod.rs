@@ -2,6 +2,7 @@
 //!
 //! - [`server`]: the client-facing listener (accept, connection limits, handshake and header
 //!   timeouts, graceful shutdown) and the hyper h1/h2 builder.
+//! - [`reuseport`]: one listening socket per worker on the same port (`SO_REUSEPORT`).
 //! - `drive`: a served connection under its watchdog and the drain / kill signals.
 //! - `park`: HTTP/1.1 connections held without hyper's buffers while they wait.
 //! - [`tls`]: rustls server configuration and the process's crypto provider.
@@ -18,5 +19,6 @@ pub mod h1_guard;
 pub mod limits;
 mod park;
 pub mod preface;
+pub mod reuseport;
 pub mod server;
 pub mod tls;

@@ -1,11 +1,12 @@
 //! `accept -> tls -> http`: the client-facing listener.
 //!
-//! Accepts are bounded by `max_connections` (a semaphore: excess connections wait in the
-//! kernel backlog rather than being accepted and starved). Each connection does its TLS
-//! handshake under `handshake_timeout`, then is served by hyper's HTTP/1.1 builder when
-//! ALPN chose `http/1.1` (parked without hyper's buffers while it waits for a request, see
-//! `crate::transport::park`), or by hyper-util's auto builder (HTTP/2, or either without
-//! ALPN; upgrades allowed). A per-connection watchdog enforces
+//! Accepts are bounded by `max_connections` (a semaphore shared by every worker's accept
+//! loop: past the limit each loop holds at most one accepted connection, unserved, until a
+//! slot frees; the rest wait in the kernel backlog rather than being accepted and starved).
+//! Each connection does its TLS handshake under `handshake_timeout`, then is served by
+//! hyper's HTTP/1.1 builder when ALPN chose `http/1.1` (parked without hyper's buffers while
+//! it waits for a request, see `crate::transport::park`), or by hyper-util's auto builder
+//! (HTTP/2, or either without ALPN; upgrades allowed). A per-connection watchdog enforces
 //! `header_read_timeout` (the first request must start, and an HTTP/1.1 head that started
 //! must complete, in time; an `h2` connection must open with the preface, see
 //! [`crate::transport::preface`]), the cancelled-stream budget and, near
@@ -343,13 +344,16 @@ pub struct Shutdown {
     pub kill: watch::Receiver<bool>,
 }
 
-/// Accept until told to drain; serve each connection in its own task.
+/// Accept until told to drain; serve each connection in its own task, on the runtime this
+/// loop runs on. `worker` labels the loop's accepts (`accessgate_worker_connections_total`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run<S>(
     listener: TcpListener,
     tls: Arc<ArcSwap<ServerConfig>>,
     settings: ServerSettings,
     stack: S,
     metrics: Metrics,
+    worker: usize,
     permits: Arc<Semaphore>,
     mut shutdown: Shutdown,
 ) where
@@ -367,18 +371,14 @@ pub async fn run<S>(
     });
     let pressure = Pressure::new(metrics.open_connections.clone(), settings.max_connections);
     let cancelled_total = metrics.requests_total.with_label_values(&["", "cancelled"]);
+    let accepted_here = metrics
+        .worker_connections_total
+        .with_label_values(&[&worker.to_string()]);
     let settings = Arc::new(settings);
     loop {
         if *shutdown.drain.borrow() {
             break;
         }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = shutdown.drain.changed() => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -391,7 +391,20 @@ pub async fn run<S>(
             },
             _ = shutdown.drain.changed() => break,
         };
+        // The slot is taken after the accept, not before: with one accept loop per worker
+        // a slot held by a loop whose listener gets no connection would strand
+        // connections queued at another worker. A connection past the limit waits here,
+        // unserved (its handshake does not start), and the loop accepts nothing more
+        // until it has a slot: at most one such connection per accept loop.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.drain.changed() => break,
+        };
         metrics.connections_total.inc();
+        accepted_here.inc();
         let gauge = metrics.open_connections.clone();
         gauge.inc();
         let slot = Arc::new(ConnSlot {

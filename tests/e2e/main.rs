@@ -6,6 +6,7 @@
 //! - `decisions_*`: Conditional Access decisions end to end (grants, conditions, lifecycle).
 //! - `proxy_*`: forwarding, connections, errors, operations of the proxy itself.
 //! - `ops`: metrics, admin endpoints, reload, the binary's subcommands.
+//! - `runtime_workers`: `[runtime] scheduler = "per_core"`: every worker accepts and drains.
 //! - `observe_phases`: the decision log's phase fields and `Server-Timing`.
 //! - `fleet`: `accessgate sync` and gateways following Redis (needs `redis-server`);
 //!   `fleet_early`: critical changes reaching gateways while their round is still held.
@@ -51,5 +52,6 @@ mod proxy_forwarding;
 mod proxy_ops;
 mod proxy_smoke;
 mod robustness;
+mod runtime_workers;
 mod transport_hardening;
 mod transport_refusals;

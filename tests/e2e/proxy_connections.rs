@@ -168,6 +168,9 @@ async fn max_connections_holds_further_handshakes_until_a_slot_frees() {
         .listen("max_connections", "2")
         .listen("header_read_timeout", "\"30s\"")
         .listen("idle_timeout", "\"60s\"")
+        // The first connection sends nothing: it must outlive the 1 s window below, or
+        // its head timeout frees the slot the third is waiting for.
+        .listen("header_read_timeout", "\"5s\"")
         .toml();
     let mut gw = TestGateway::start(&config, &up.url()).await;
     let first = raw_tls(gw.addr, &gw.ca()).await;

@@ -16,7 +16,7 @@ use crate::config::file::{
     AdminFile, ApprovedAppsFile, ListenFile, LogFile, RuntimeFile, StateFile, TokensFile,
 };
 use crate::config::{
-    AdminConfig, DecisionLogTarget, ListenConfig, LogConfig, RuntimeConfig, StateConfig,
+    AdminConfig, DecisionLogTarget, ListenConfig, LogConfig, RuntimeConfig, Scheduler, StateConfig,
     StateSource, TokensConfig,
 };
 
@@ -134,14 +134,33 @@ pub(crate) fn listen(
 
 pub(crate) fn runtime(ctx: &mut Ctx<'_>, file: Option<&Spanned<RuntimeFile>>) -> RuntimeConfig {
     let f = file.map(Spanned::get_ref);
+    let worker_threads = as_usize(ctx.int(
+        f.and_then(|f| f.worker_threads.as_ref()),
+        "runtime.worker_threads",
+        0,
+        0,
+        1024,
+    ));
+    let scheduler_key = f.and_then(|f| f.scheduler.as_ref());
+    let scheduler = ctx.keyword(
+        scheduler_key,
+        "runtime.scheduler",
+        &Scheduler::CHOICES,
+        Scheduler::PerCore,
+    );
+    if scheduler == Scheduler::CurrentThread
+        && worker_threads > 1
+        && let Some(at) = scheduler_key
+    {
+        ctx.error(
+            at,
+            "runtime.scheduler",
+            format!("\"current_thread\" runs one worker, but worker_threads = {worker_threads}: use \"per_core\" or \"work_stealing\" for more"),
+        );
+    }
     RuntimeConfig {
-        worker_threads: as_usize(ctx.int(
-            f.and_then(|f| f.worker_threads.as_ref()),
-            "runtime.worker_threads",
-            0,
-            0,
-            1024,
-        )),
+        worker_threads,
+        scheduler,
         shutdown_grace: ctx.duration(
             f.and_then(|f| f.shutdown_grace.as_ref()),
             "runtime.shutdown_grace",

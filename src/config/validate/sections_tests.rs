@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 use crate::config::validate::testkit::{BASE, ok, refused, with};
-use crate::config::{DecisionLogTarget, StateSource};
+use crate::config::{DecisionLogTarget, Scheduler, StateSource};
 
 const NO_LISTEN: &str =
     "[[routes]]\nname = \"r\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"none\"\n";
@@ -131,6 +131,34 @@ fn runtime_values() {
         "runtime.worker_threads",
         "out of range",
     );
+    assert_eq!(ok(&with("")).runtime.scheduler, Scheduler::PerCore);
+    for (name, value) in Scheduler::CHOICES {
+        let c = ok(&with(&format!(
+            "[runtime]\nworker_threads = 1\nscheduler = \"{name}\"\n"
+        )));
+        assert_eq!(c.runtime.scheduler, value);
+        assert_eq!(c.runtime.workers(), 1);
+    }
+    refused(
+        &with("[runtime]\nscheduler = \"reuseport\"\n"),
+        "reuseport",
+        "runtime.scheduler",
+        "is not one of \"per_core\", \"work_stealing\", \"current_thread\"",
+    );
+    refused(
+        &with("[runtime]\nworker_threads = 2\nscheduler = \"current_thread\"\n"),
+        "current_thread",
+        "runtime.scheduler",
+        "runs one worker, but worker_threads = 2",
+    );
+    let c = ok(&with("[runtime]\nscheduler = \"current_thread\"\n"));
+    assert_eq!((c.runtime.workers(), c.runtime.upstream_pools()), (1, 1));
+    let c = ok(&with("[runtime]\nworker_threads = 3\n"));
+    assert_eq!((c.runtime.workers(), c.runtime.upstream_pools()), (3, 3));
+    let c = ok(&with(
+        "[runtime]\nworker_threads = 3\nscheduler = \"work_stealing\"\n",
+    ));
+    assert_eq!((c.runtime.workers(), c.runtime.upstream_pools()), (3, 1));
     refused(
         &with("[runtime]\nshutdown_grace = \"forever\"\n"),
         "forever",

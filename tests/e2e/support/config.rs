@@ -42,6 +42,8 @@ impl RouteSpec {
 pub struct PlainConfig {
     /// `[listen]` keys and their TOML values, in order.
     listen: Vec<(String, String)>,
+    /// `[runtime]` keys and their TOML values, in order.
+    runtime: Vec<(String, String)>,
     decisions: String,
     routes: Vec<RouteSpec>,
 }
@@ -66,6 +68,7 @@ impl PlainConfig {
         .collect();
         Self {
             listen,
+            runtime: vec![("shutdown_grace".to_owned(), "\"5s\"".to_owned())],
             decisions: "off".to_owned(),
             routes: vec![RouteSpec::open("open", "/")],
         }
@@ -76,6 +79,15 @@ impl PlainConfig {
         match self.listen.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value.to_owned(),
             None => self.listen.push((key.to_owned(), value.to_owned())),
+        }
+        self
+    }
+
+    /// Set `[runtime] key = value` (`value` is TOML).
+    pub fn runtime(mut self, key: &str, value: &str) -> Self {
+        match self.runtime.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_owned(),
+            None => self.runtime.push((key.to_owned(), value.to_owned())),
         }
         self
     }
@@ -107,7 +119,10 @@ impl PlainConfig {
         for (k, v) in &self.listen {
             let _ = writeln!(s, "{k} = {v}");
         }
-        s.push_str("\n[admin]\naddress = \"127.0.0.1:0\"\n\n[runtime]\nshutdown_grace = \"5s\"\n");
+        s.push_str("\n[admin]\naddress = \"127.0.0.1:0\"\n\n[runtime]\n");
+        for (k, v) in &self.runtime {
+            let _ = writeln!(s, "{k} = {v}");
+        }
         let _ = writeln!(s, "\n[log]\ndecisions = \"{}\"", self.decisions);
         for r in &self.routes {
             let _ = write!(
@@ -135,4 +150,12 @@ fn the_builder_default_is_the_plain_config() {
         .unwrap();
     assert_eq!(changed["listen"]["idle_timeout"].as_str(), Some("60s"));
     assert_eq!(changed["listen"]["max_connections"].as_integer(), Some(2));
+    let changed: toml::Table = PlainConfig::new()
+        .runtime("worker_threads", "2")
+        .runtime("shutdown_grace", "\"30s\"")
+        .toml()
+        .parse()
+        .unwrap();
+    assert_eq!(changed["runtime"]["worker_threads"].as_integer(), Some(2));
+    assert_eq!(changed["runtime"]["shutdown_grace"].as_str(), Some("30s"));
 }
