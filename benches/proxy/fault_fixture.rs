@@ -129,7 +129,8 @@ pub fn tokens(signer: &DevSigner, lifetime: Duration) -> Result<GenTokens, Strin
 pub fn jwks(signers: &[DevSigner], set: KeySet) -> Bytes {
     let mut keys = Vec::new();
     for (g, s) in signers.iter().enumerate() {
-        if g < 64 && set & (1 << g) != 0
+        if g < 64
+            && set & (1 << g) != 0
             && let Some(ks) = s.jwks()["keys"].as_array()
         {
             keys.extend(ks.iter().cloned());

@@ -19,8 +19,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::client::{Proto, Sender};
 use super::expect::{Accept, CLASSES, Class, History, Outcome};
+use crate::client::{Proto, Sender};
 
 /// A request not answered within this is a failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -261,7 +261,10 @@ async fn one(sh: &Shared, proto: Proto, tx: &mut Sender, class: Class) -> bool {
         Class::NoToken => (None, g),
         Class::Expired => (Some(&sh.tokens[g].expired), g),
         Class::Forged => (Some(&sh.tokens[g].forged), g),
-        Class::PrevKey => (Some(&sh.tokens[g.saturating_sub(1)].good), g.saturating_sub(1)),
+        Class::PrevKey => (
+            Some(&sh.tokens[g.saturating_sub(1)].good),
+            g.saturating_sub(1),
+        ),
     };
     let req = request(sh.addr, proto, token);
     let answered = tokio::time::timeout(REQUEST_TIMEOUT, async {

@@ -135,7 +135,10 @@ impl FaultServer {
                 reply(StatusCode::INTERNAL_SERVER_ERROR, Bytes::from_static(b"{}"))
             }
             Mode::Garbage => {
-                let mut r = reply(StatusCode::OK, Bytes::from_static(b"{\"users\": [ not json"));
+                let mut r = reply(
+                    StatusCode::OK,
+                    Bytes::from_static(b"{\"users\": [ not json"),
+                );
                 r.headers_mut().insert(
                     CONTENT_TYPE,
                     http::HeaderValue::from_static("application/json"),

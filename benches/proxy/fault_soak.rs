@@ -346,11 +346,25 @@ async fn soak(secs: Duration, break_class: Option<Class>) -> Result<bool, String
     let mut conns = tokio::task::JoinSet::new();
     for i in 0..3 {
         let life = Duration::from_millis(3000 + 700 * i as u64);
-        conns.spawn(load::connection(shared.clone(), Proto::H1, 1, life, i, deadline));
+        conns.spawn(load::connection(
+            shared.clone(),
+            Proto::H1,
+            1,
+            life,
+            i,
+            deadline,
+        ));
     }
     for i in 0..2 {
         let life = Duration::from_millis(5000 + 1000 * i as u64);
-        conns.spawn(load::connection(shared.clone(), Proto::H2, 4, life, i * 2, deadline));
+        conns.spawn(load::connection(
+            shared.clone(),
+            Proto::H2,
+            4,
+            life,
+            i * 2,
+            deadline,
+        ));
     }
     let pid = gw.pid();
     let rss = tokio::spawn(async move {
@@ -374,7 +388,16 @@ async fn soak(secs: Duration, break_class: Option<Class>) -> Result<bool, String
         out
     });
 
-    let reloader = reload_task(ctl.clone(), shared.clone(), &live, &certs, pid, upstream, &jwks, &state);
+    let reloader = reload_task(
+        ctl.clone(),
+        shared.clone(),
+        &live,
+        &certs,
+        pid,
+        upstream,
+        &jwks,
+        &state,
+    );
     let faults = fault_task(ctl.clone(), up_child, upstream, &signers, &jwks, &state);
     let ((), up_child) = tokio::join!(reloader, faults);
     while conns.join_next().await.is_some() {}
@@ -384,12 +407,18 @@ async fn soak(secs: Duration, break_class: Option<Class>) -> Result<bool, String
     drop(up_child);
     drop(gw);
 
-    let stats = shared
-        .stats
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let stats = shared.stats.lock().unwrap_or_else(PoisonError::into_inner);
     let ev = ctl.ev();
-    let (text, pass) = report(&stats, &ev, &m, &rss, history.len(), secs, gateway_alive, break_class);
+    let (text, pass) = report(
+        &stats,
+        &ev,
+        &m,
+        &rss,
+        history.len(),
+        secs,
+        gateway_alive,
+        break_class,
+    );
     println!("{text}");
     Ok(pass)
 }
@@ -491,7 +520,10 @@ async fn swap_cert(
     };
     match step.await {
         Ok(()) => ctl.ev().cert_swaps_verified += 1,
-        Err(e) => ctl.ev().failures.push(format!("certificate swap {generation}: {e}")),
+        Err(e) => ctl
+            .ev()
+            .failures
+            .push(format!("certificate swap {generation}: {e}")),
     }
     ctl.history.update(|w| w.cert = w.cert.applied());
 }
@@ -540,8 +572,9 @@ async fn fault_task(
         let mut announced = false;
         if ctl.at(base + 14.0, 4.0).await {
             let set = (1u64 << (c + 1)) | (1u64 << (c + 2));
-            jwks.set_body(fixture_f::jwks(signers, set));
+            // The window opens before the server changes, so no answer can precede it.
             ctl.history.update(|w| w.jwks = w.jwks.to(set));
+            jwks.set_body(fixture_f::jwks(signers, set));
             if ctl.wait_fetched(jwks, jwks_fam, &["success"]).await {
                 // The success counter moves just before the key set is swapped.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -559,8 +592,9 @@ async fn fault_task(
         // Step 2: withdraw generation c+1.
         if announced && ctl.at(base + 26.0, 4.0).await {
             let set = 1u64 << (c + 2);
-            jwks.set_body(fixture_f::jwks(signers, set));
+            // The window opens before the server changes, so no answer can precede it.
             ctl.history.update(|w| w.jwks = w.jwks.to(set));
+            jwks.set_body(fixture_f::jwks(signers, set));
             if ctl.wait_fetched(jwks, jwks_fam, &["success"]).await {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 ctl.ev().key_withdrawals += 1;
@@ -601,9 +635,9 @@ async fn fault_task(
 }
 
 async fn flip_state(ctl: &Ctl, state: &FaultServer, noncompliant: bool) {
-    state.set_body(fixture_f::state(noncompliant));
     ctl.history
         .update(|w| w.flip_noncompliant = w.flip_noncompliant.to(noncompliant));
+    state.set_body(fixture_f::state(noncompliant));
     if ctl
         .wait_fetched(
             state,
@@ -630,7 +664,10 @@ fn report(
     break_class: Option<Class>,
 ) -> (String, bool) {
     let mut o = String::new();
-    let _ = writeln!(o, "\naccessgate fault soak: {secs:?}, {worlds} world versions");
+    let _ = writeln!(
+        o,
+        "\naccessgate fault soak: {secs:?}, {worlds} world versions"
+    );
     if let Some(c) = break_class {
         let _ = writeln!(
             o,
@@ -680,7 +717,11 @@ fn report(
         st.conn_failures
     );
     let reload = |what: &str, outcome: &str| {
-        metric(m, "accessgate_reloads_total", &[("what", what), ("outcome", outcome)])
+        metric(
+            m,
+            "accessgate_reloads_total",
+            &[("what", what), ("outcome", outcome)],
+        )
     };
     let reload_errors = reload("config", "error");
     let _ = writeln!(
@@ -702,10 +743,22 @@ fn report(
         ev.upstream_restarts,
         ev.state_flips,
         ev.state_faults,
-        metric(m, "accessgate_jwks_refresh_total", &[("outcome", "success")]),
+        metric(
+            m,
+            "accessgate_jwks_refresh_total",
+            &[("outcome", "success")]
+        ),
         metric(m, "accessgate_jwks_refresh_total", &[("outcome", "error")]),
-        metric(m, "accessgate_state_refresh_total", &[("outcome", "updated")]),
-        metric(m, "accessgate_state_refresh_total", &[("outcome", "unchanged")]),
+        metric(
+            m,
+            "accessgate_state_refresh_total",
+            &[("outcome", "updated")]
+        ),
+        metric(
+            m,
+            "accessgate_state_refresh_total",
+            &[("outcome", "unchanged")]
+        ),
         metric(m, "accessgate_state_refresh_total", &[("outcome", "error")]),
     );
     let mut line = String::from("gateway VmRSS MiB:");
