@@ -373,7 +373,7 @@ pub fn classify(parts: &http::response::Parts, body: &[u8], user: &str) -> Outco
             }
         }
         401 => match www {
-            Some(w) if w == "Bearer realm=\"accessgate\"" => Outcome::NoToken,
+            Some("Bearer realm=\"accessgate\"") => Outcome::NoToken,
             Some(w) if w.starts_with("Bearer realm=\"accessgate\", error=\"invalid_token\"") => {
                 Outcome::Invalid
             }
