@@ -24,6 +24,8 @@ mod chart;
 mod client;
 #[path = "proxy/driver.rs"]
 mod driver;
+#[path = "proxy/fault_soak.rs"]
+mod fault_soak;
 #[path = "proxy/fixture.rs"]
 mod fixture;
 #[path = "proxy/html.rs"]
@@ -69,6 +71,10 @@ fn main() -> ExitCode {
     }
     if args.iter().any(|a| a == "--serve-upstream") {
         return serve::upstream();
+    }
+    // BENCH_FAULT_SOAK=SECS and its child roles (benches/proxy/fault_soak.rs).
+    if let Some(code) = fault_soak::dispatch(&args) {
+        return code;
     }
     if !args.iter().any(|a| a == "--bench") {
         println!("proxy bench: not run (no --bench flag); run it with `cargo bench --bench proxy`");
