@@ -34,7 +34,7 @@ pub fn gateway(config_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match accessgate::cli::runtime::build(config.runtime.worker_threads) {
+    let rt = match accessgate::cli::runtime::build(&config.runtime) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("serve-fault-gateway: cannot start the runtime: {e}");
