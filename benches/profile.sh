@@ -3,32 +3,47 @@
 # authentication + 20 policies + state on a cached token), for `perf report`.
 #
 #   cargo build --release --bin accessgate && BENCH_SCENARIOS=c BENCH_QUICK=1 cargo bench --bench proxy
-#   benches/profile.sh [seconds] [h1|h2]
+#   benches/profile.sh [seconds] [h1|h2] [tuned|shipped]
 #
 # Needs perf (Debian linux-perf) and h2load (nghttp2-client). Uses the config, state and
-# DEV certificates the proxy bench wrote to target/bench/. The gateway runs one worker
-# pinned to CPU 0 (with the upstream); h2load runs on CPU 1.
+# DEV certificates the proxy bench wrote to target/bench/. The gateway is pinned to CPU 0
+# (with the upstream); h2load runs on CPU 1. `tuned` (the default) is row (c) with one
+# worker and the decision log off; `shipped` is row (s): the config a user ships, no
+# [runtime] tuning and the decision log on, to a file (for a build without the `[log]
+# decisions = PATH` form, set SHIPPED_STDOUT=1: the log goes to stdout, redirected to a
+# file, as the issue measured it). ACCESSGATE_BIN profiles another build of the gateway
+# (e.g. an older commit's, for a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 proto=${2:-h1}
-bin=target/release/accessgate
+variant=${3:-tuned}
+bin=${ACCESSGATE_BIN:-target/release/accessgate}
 bench=target/bench
 [ -x "$bin" ] || { echo "build first: cargo build --release --bin accessgate" >&2; exit 1; }
-[ -f "$bench/gw-c.toml" ] || { echo "run the proxy bench once first (writes $bench/gw-c.toml)" >&2; exit 1; }
+case $variant in
+  tuned) toml=$bench/gw-c.toml; workers='s|^worker_threads = .*|worker_threads = 1|' ;;
+  shipped) toml=$bench/gw-s-shipped.toml; workers='' ;;
+  *) echo "variant: tuned or shipped, not $variant" >&2; exit 2 ;;
+esac
+[ -f "$toml" ] || { echo "run the proxy bench once first (writes $toml)" >&2; exit 1; }
 work=$(mktemp -d)
+# The gateway's stdout goes outside $work: the gateway watches its config's folder, and a
+# log written there would wake the watcher on every line.
+out=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" "$out"; }
 trap cleanup EXIT
 
 port_up=18081; port_gw=18443; port_admin=19901
 taskset -c 0 "$bin" dev-echo --listen 127.0.0.1:$port_up >/dev/null & pids+=($!)
 sed -e "s|^upstream = .*|upstream = \"http://127.0.0.1:$port_up\"|" \
     -e "s|^address = \"127.0.0.1:0\"|address = \"127.0.0.1:PORT\"|" \
-    -e "s|^worker_threads = .*|worker_threads = 1|" "$bench/gw-c.toml" \
+    ${workers:+-e "$workers"} \
+    ${SHIPPED_STDOUT:+-e 's|^decisions = .*|decisions = "stdout"|'} "$toml" \
   | awk -v gw=$port_gw -v ad=$port_admin '/PORT/ { n++; sub("PORT", n==1 ? gw : ad) } { print }' \
   > "$work/gw.toml"
-taskset -c 0 "$bin" run --config "$work/gw.toml" >/dev/null & gw=$!; pids+=($gw)
+taskset -c 0 "$bin" run --config "$work/gw.toml" >"$out/stdout.log" & gw=$!; pids+=($gw)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port_admin/readyz" >/dev/null && break; sleep 0.1; done
 token=$("$bin" dev-token --keys "$bench/certs" \
   --iss "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0" \
