@@ -32,6 +32,8 @@ mod fixture;
 mod html;
 #[path = "proxy/peers.rs"]
 mod peers;
+#[path = "proxy/phases.rs"]
+mod phases;
 #[path = "proxy/procs.rs"]
 mod procs;
 #[path = "proxy/report.rs"]
@@ -344,6 +346,11 @@ fn finish(b: &Bench) -> Result<(), String> {
     if !b.rows.is_empty() {
         println!();
         print!("{}", report::table(&b.rows));
+    }
+    let phases = phases::table(&b.rows);
+    if !phases.is_empty() {
+        println!();
+        print!("{phases}");
     }
     let targets = targets::lines(&b.rows);
     if !targets.is_empty() {

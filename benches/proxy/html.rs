@@ -80,6 +80,10 @@ fn page(rows: &[Row], heading: &str, notes: &[String], svgs: &[String]) -> Strin
         );
     }
     s.push_str("</table>\n");
+    let phases = crate::phases::table(rows);
+    if !phases.is_empty() {
+        let _ = writeln!(s, "<pre>{}</pre>", esc(&phases));
+    }
     for n in notes {
         let _ = writeln!(s, "<p>{}</p>", esc(n));
     }

@@ -29,6 +29,8 @@ pub struct Row {
     pub server_cpu: Option<f64>,
     pub upstream_cpu: Option<f64>,
     pub driver_cpu: f64,
+    /// The gateway's own phase means over the window (gateway rows only).
+    pub phases: Option<crate::phases::PhaseMeans>,
     pub notes: Vec<String>,
 }
 
@@ -92,6 +94,7 @@ impl Row {
             server_cpu,
             upstream_cpu,
             driver_cpu,
+            phases: None,
             notes,
         }
     }
@@ -119,6 +122,7 @@ impl Row {
             "server_cpu_us_per_req": self.server_us_per_req().map(|c| round(c, 2)),
             "upstream_cpu": self.upstream_cpu.map(|c| round(c, 3)),
             "driver_cpu": round(self.driver_cpu, 3),
+            "phases": self.phases.as_ref().map(crate::phases::PhaseMeans::json),
             "notes": self.notes,
         })
     }

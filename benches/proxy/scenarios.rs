@@ -129,6 +129,7 @@ impl Bench {
                 Arc::default(),
                 watch,
                 false,
+                None,
             )
             .await
         {
@@ -245,6 +246,7 @@ impl Bench {
             s.tokens.clone(),
             watch,
             true,
+            Some(gw.admin),
         )
         .await?;
         let after = client::admin_get(gw.admin, "/metrics").await?.1;
@@ -284,7 +286,8 @@ impl Bench {
     }
 
     /// Every protocol x mode for one target. Open loop offers `BENCH_RATE`, or 70% of the
-    /// closed-loop req/s just measured for the same protocol.
+    /// closed-loop req/s just measured for the same protocol. With the gateway's `admin`
+    /// address, each row also gets the gateway's phase split over its window.
     #[allow(clippy::too_many_arguments)]
     async fn matrix(
         &mut self,
@@ -295,6 +298,7 @@ impl Bench {
         tokens: Arc<Vec<HeaderValue>>,
         watch: Vec<u32>,
         has_server: bool,
+        admin: Option<SocketAddr>,
     ) -> Result<(), String> {
         for &proto in protos {
             // Each protocol must answer 200 before it is measured (a server that refuses
@@ -331,11 +335,29 @@ impl Bench {
                     Mode::Open(rate)
                 };
                 let load = self.load(proto, mode, &tokens, &watch);
+                let before = match admin {
+                    Some(a) => Some(client::admin_get(a, "/metrics").await?.1),
+                    None => None,
+                };
                 let out = driver::run(target, &load).await?;
                 if matches!(mode, Mode::Closed) {
                     closed_rps = Some(out.rps());
                 }
-                let row = Row::new(id, label, &load, &out, has_server);
+                let mut row = Row::new(id, label, &load, &out, has_server);
+                if let (Some(a), Some(before)) = (admin, before) {
+                    let after = client::admin_get(a, "/metrics").await?.1;
+                    row.phases = crate::phases::PhaseMeans::between(&before, &after);
+                    // The window's answered requests must all be in the gateway's count
+                    // (it also counts the warm-up's), or the split is of something else.
+                    if row.phases.is_none_or(|p| p.requests < out.ok) {
+                        row.notes.push(format!(
+                            "phase split missing or short: the gateway counted {} requests, the driver {} answers",
+                            row.phases.map_or(0, |p| p.requests),
+                            out.ok
+                        ));
+                        row.phases = None;
+                    }
+                }
                 progress(&format!(
                     "{label} {} {}: {:.0} req/s, p99 {:.2} ms{}",
                     row.proto,
@@ -432,7 +454,7 @@ impl Bench {
         let target = self.target(addr);
         let watch = vec![child.pid(), self.upstream_pid];
         let protos = self.protos();
-        self.matrix(id, label, &target, &protos, tokens, watch, true)
+        self.matrix(id, label, &target, &protos, tokens, watch, true, None)
             .await?;
         self.memory(format!("{id}: after the scenario"), child.pid());
         Ok(())
