@@ -30,6 +30,8 @@ mod fault_soak;
 mod fixture;
 #[path = "proxy/html.rs"]
 mod html;
+#[path = "proxy/pairs.rs"]
+mod pairs;
 #[path = "proxy/peers.rs"]
 mod peers;
 #[path = "proxy/phases.rs"]
@@ -222,11 +224,7 @@ async fn run(b: &mut Bench, small: &Path, big: &Path, files: &peers::PeerFiles) 
             "b" | "c" | "d" | "e" => {
                 if id == "c" {
                     // The shipped defaults first: the row a user gets without tuning.
-                    let mut s = gateway_scenario(b, "s", 1, true, small, big);
-                    s.label = "(s) as (c), shipped defaults: decision log to a file".to_owned();
-                    s.worker_threads = 0;
-                    s.shipped = true;
-                    b.gateway(s).await;
+                    b.gateway(shipped_scenario(b, small, big)).await;
                 }
                 b.gateway(gateway_scenario(b, id, 1, true, small, big))
                     .await;
@@ -242,6 +240,19 @@ async fn run(b: &mut Bench, small: &Path, big: &Path, files: &peers::PeerFiles) 
     if peers::PEERS.iter().any(|p| b.settings.wants(p.id)) {
         b.peers(files).await;
     }
+    if let Some(n) = b.settings.pairs {
+        pairs::run(b, n, small, big).await;
+    }
+}
+
+/// Row (s): scenario (c) with the config a user ships (decision log to a file, the
+/// default runtime).
+fn shipped_scenario<'a>(b: &Bench, small: &'a Path, big: &'a Path) -> GatewayScenario<'a> {
+    let mut s = gateway_scenario(b, "s", 1, true, small, big);
+    s.label = "(s) as (c), shipped defaults: decision log to a file".to_owned();
+    s.worker_threads = 0;
+    s.shipped = true;
+    s
 }
 
 fn gateway_scenario<'a>(
@@ -303,7 +314,7 @@ fn charts(b: &Bench) {
         &b.fx.dir,
         &b.rows,
         &heading,
-        &targets::lines(&b.rows)
+        &targets::lines(&b.rows, &b.extras.pairs)
             .lines()
             .map(str::to_owned)
             .collect::<Vec<_>>(),
@@ -352,7 +363,11 @@ fn finish(b: &Bench) -> Result<(), String> {
         println!();
         print!("{phases}");
     }
-    let targets = targets::lines(&b.rows);
+    if !b.extras.pairs.is_empty() {
+        println!();
+        print!("{}", pairs::table(&b.extras.pairs));
+    }
+    let targets = targets::lines(&b.rows, &b.extras.pairs);
     if !targets.is_empty() {
         println!();
         print!("{targets}");

@@ -109,7 +109,7 @@ impl Row {
         (self.rps > 0.0).then(|| cpu / self.rps * 1e6)
     }
 
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         json!({
             "scenario": self.scenario, "label": self.label, "proto": self.proto,
             "mode": self.mode, "conns": self.conns, "streams": self.streams,
@@ -201,6 +201,8 @@ pub struct Extras {
     pub aborted: Vec<String>,
     pub checks: Vec<String>,
     pub special: Option<Value>,
+    /// `BENCH_PAIRS`: the paired windows.
+    pub pairs: Vec<crate::pairs::PairRun>,
 }
 
 pub fn memory_table(memory: &[(String, u64, u64)]) -> String {
@@ -236,6 +238,7 @@ pub fn write_json(path: &Path, rows: &[Row], x: &Extras) -> Result<(), String> {
         "skipped": x.skipped,
         "aborted": x.aborted,
         "special": x.special,
+        "pairs": crate::pairs::json(&x.pairs),
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))

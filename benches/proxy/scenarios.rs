@@ -85,7 +85,7 @@ fn forged(token: &HeaderValue) -> Option<HeaderValue> {
 }
 
 impl Bench {
-    fn target(&self, addr: SocketAddr) -> Target {
+    pub fn target(&self, addr: SocketAddr) -> Target {
         Target {
             addr,
             tls: Some(self.tls.clone()),
@@ -191,7 +191,7 @@ impl Bench {
 
     /// Before measuring: the caller's request must be allowed (200), and where a token is
     /// required, none and a forged one must both be refused (401). Returns what was checked.
-    async fn verify_answers(
+    pub async fn verify_answers(
         &self,
         addr: SocketAddr,
         tokens: &[HeaderValue],
@@ -277,7 +277,7 @@ impl Bench {
         self.extras.checks.push(line);
     }
 
-    fn protos(&self) -> Vec<Proto> {
+    pub fn protos(&self) -> Vec<Proto> {
         let mut v = Vec::new();
         for p in &self.settings.protos {
             v.push(if p == "h2" { Proto::H2 } else { Proto::H1 });
@@ -376,7 +376,7 @@ impl Bench {
         Ok(())
     }
 
-    fn load(
+    pub fn load(
         &self,
         proto: Proto,
         mode: Mode,

@@ -37,6 +37,12 @@ pub struct Settings {
     pub idle_conns: Option<usize>,
     /// Special mode: soak scenario (c) for this long, sampling RSS (no table).
     pub soak: Option<Duration>,
+    /// `BENCH_PAIRS=N`: after the table, N rounds of paired closed-loop windows per
+    /// protocol (`benches/proxy/pairs.rs`). The log and workers targets are ratios of two
+    /// rows measured minutes apart, and two windows of one config drift about 5% apart on
+    /// a shared machine: only interleaved A/B windows, judged on the median of their
+    /// per-round ratios, can resolve a 3% or 10% difference. Needs scenario c.
+    pub pairs: Option<usize>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -110,7 +116,7 @@ impl Settings {
             None => None,
             Some(_) => Some(duration("BENCH_SOAK", Duration::ZERO)?),
         };
-        Ok(Self {
+        Self {
             duration: duration("BENCH_DURATION", d)?,
             warmup: duration("BENCH_WARMUP", w)?,
             conns: count("BENCH_CONNS", 32)?,
@@ -137,7 +143,30 @@ impl Settings {
                 .map(|_| count("BENCH_IDLE_CONNS", 10_000))
                 .transpose()?,
             soak,
-        })
+            pairs: None,
+        }
+        .with_pairs()
+    }
+
+    /// `BENCH_PAIRS`, refused where it would silently do nothing: the special modes print
+    /// no table, and every pair has row (c) on one side.
+    fn with_pairs(mut self) -> Result<Self, String> {
+        let Some(v) = var("BENCH_PAIRS") else {
+            return Ok(self);
+        };
+        let n = count("BENCH_PAIRS", 1)?;
+        if self.idle_conns.is_some() || self.soak.is_some() {
+            return Err(format!(
+                "BENCH_PAIRS={v}: not with BENCH_IDLE_CONNS or BENCH_SOAK (they print no table)"
+            ));
+        }
+        if !self.wants("c") {
+            return Err(format!(
+                "BENCH_PAIRS={v}: needs scenario c in BENCH_SCENARIOS (every pair has row c on one side)"
+            ));
+        }
+        self.pairs = Some(n);
+        Ok(self)
     }
 
     pub fn wants(&self, scenario: &str) -> bool {

@@ -1,8 +1,10 @@
 //! The issue-13 target ratios, computed from the rows of one run (ratios within one run
-//! are what count on a shared machine; absolute figures drift from run to run).
+//! are what count on a shared machine; absolute figures drift from run to run), or, for
+//! the two that compare rows, from the paired windows of `BENCH_PAIRS` when it ran.
 
 use std::fmt::Write as _;
 
+use crate::pairs::{self, Pair, PairRun};
 use crate::report::Row;
 
 /// The closed-loop row of `scenario` for `proto`; `two` picks the 2-worker variant.
@@ -19,8 +21,18 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
 
-/// One line per target and protocol whose rows were measured; empty when none were.
-pub fn lines(rows: &[Row]) -> String {
+/// `BENCH_PAIRS` ran, but every round had errors: say so rather than judge on nothing.
+fn unjudged(out: &mut String, proto: &str, what: &str, rounds: usize) {
+    let _ = writeln!(
+        out,
+        "target {proto}: {what}: not judged: all {rounds} paired windows had errors"
+    );
+}
+
+/// One line per target and protocol whose rows were measured; empty when none were. The
+/// log and workers targets are judged on the medians of `runs` (`BENCH_PAIRS`) when they
+/// were measured, otherwise on the single rows.
+pub fn lines(rows: &[Row], runs: &[PairRun]) -> String {
     let mut out = String::new();
     for proto in ["h1", "h2"] {
         let shipped = find(rows, "s", proto, false);
@@ -37,12 +49,32 @@ pub fn lines(rows: &[Row]) -> String {
             );
             // The two rows differ in the decision log (and in the runtime only where the
             // default runtime differs from `worker_threads = 1`).
-            let cost = (t.rps - s.rps) / t.rps * 100.0;
-            let _ = writeln!(
-                out,
-                "target {proto}: decision log on vs off: {cost:.1}% of throughput (< 3%: {})",
-                verdict(cost < 3.0)
-            );
+            if pairs::find(runs, Pair::Log, proto).is_none() {
+                let cost = (t.rps - s.rps) / t.rps * 100.0;
+                let _ = writeln!(
+                    out,
+                    "target {proto}: decision log on vs off: {cost:.1}% of throughput (< 3%: {})",
+                    verdict(cost < 3.0)
+                );
+            }
+        }
+        match pairs::find(runs, Pair::Log, proto) {
+            Some((_, Some(m))) => {
+                // Cost = 1 - ratio, so the smallest ratio is the largest cost.
+                let cost = |x: f64| (1.0 - x) * 100.0;
+                let _ = writeln!(
+                    out,
+                    "target {proto}: decision log on vs off: {:.1}% of throughput, median of {} paired windows (rounds {:.1}% .. {:.1}%, {} left out for errors) (< 3%: {})",
+                    cost(m.median),
+                    m.used,
+                    cost(m.max),
+                    cost(m.min),
+                    m.left_out,
+                    verdict(cost(m.median) < 3.0)
+                );
+            }
+            Some((n, None)) => unjudged(&mut out, proto, "decision log on vs off", n),
+            None => {}
         }
         if let (Some(s), Some(h)) = (shipped, haproxy) {
             let x = s.rps / h.rps;
@@ -57,7 +89,23 @@ pub fn lines(rows: &[Row]) -> String {
         }
         let one = find(rows, "c", proto, false).and_then(Row::server_us_per_req);
         let two = find(rows, "c", proto, true).and_then(Row::server_us_per_req);
-        if let (Some(one), Some(two)) = (one, two) {
+        match pairs::find(runs, Pair::Workers, proto) {
+            Some((_, Some(m))) => {
+                let _ = writeln!(
+                    out,
+                    "target {proto}: CPU per request, 2 workers vs 1 (c): {:.2}x, median of {} paired windows (rounds {:.2}x .. {:.2}x, {} left out for errors) (within 10%: {})",
+                    m.median,
+                    m.used,
+                    m.min,
+                    m.max,
+                    m.left_out,
+                    verdict(m.median <= 1.1)
+                );
+            }
+            Some((n, None)) => unjudged(&mut out, proto, "CPU per request, 2 workers vs 1", n),
+            None => {}
+        }
+        if let (Some(one), Some(two), None) = (one, two, pairs::find(runs, Pair::Workers, proto)) {
             let x = two / one;
             let _ = writeln!(
                 out,
