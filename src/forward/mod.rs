@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Request, Response, StatusCode};
 use tower::Service;
 
@@ -29,7 +29,9 @@ pub mod headers;
 pub mod jwks;
 pub mod tunnel;
 
-pub use headers::{ForwardFacts, is_upgrade, prepare_headers, strip_hop_by_hop, upstream_uri};
+pub use headers::{
+    ForwardFacts, is_upgrade, prepare_headers, request_host, strip_hop_by_hop, upstream_uri,
+};
 use tunnel::ClientUpgrade;
 
 /// The leaf service: forwards to the matched route's upstream.
@@ -113,16 +115,7 @@ fn prepare_request(
         .unwrap_or(req.uri().path());
     let uri = upstream_uri(cfg, path, req.uri().query())
         .map_err(|_| Rejection::BadRequest("request target cannot be forwarded"))?;
-    let host: Option<String> = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        });
+    let host = request_host(req.uri(), req.headers());
     let peer = req
         .extensions()
         .get::<ConnInfo>()
@@ -144,13 +137,13 @@ fn prepare_request(
         &ForwardFacts {
             peer,
             peer_trusted,
-            host: host.as_deref(),
+            host: host.as_ref(),
             forward_token: cfg.forward_token,
             principal: principal.as_deref(),
             decision_id,
         },
     );
-    if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(h) = host {
         // HTTP/2 clients send :authority, not Host; the upstream still wants the name
         // the client asked for.
         headers.insert(header::HOST, h);
