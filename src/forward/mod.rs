@@ -10,7 +10,6 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::header;
 use http::{Request, Response, StatusCode};
@@ -63,9 +62,15 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
         return Ok(reject(&r, decision_id));
     }
     let route = rm.route();
-    let started = Instant::now();
-    let result =
-        tokio::time::timeout(route.config.request_timeout, route.client().request(req)).await;
+    // One clock read gives both the timeout's deadline and the upstream phase's start
+    // (`timeout` would read the clock again for its deadline).
+    let started = tokio::time::Instant::now();
+    let sent = route.client().request(req);
+    let result = match started.checked_add(route.config.request_timeout) {
+        Some(deadline) => tokio::time::timeout_at(deadline, sent).await,
+        // A timeout beyond the clock's range is no timeout, as `timeout` treats it.
+        None => Ok(sent.await),
+    };
     let elapsed = started.elapsed();
     route.metrics.upstream.observe(elapsed.as_secs_f64());
     let timed = |mut resp: Response<Body>| {
