@@ -63,6 +63,21 @@ impl DecisionId {
     }
 }
 
+impl DecisionId {
+    /// The same 32 hex digits as `Display`, on the stack: the upstream's
+    /// `x-accessgate-decision-id` is built from them on every request.
+    pub fn hex(&self) -> [u8; 32] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, v) in [self.prefix, self.seq].into_iter().enumerate() {
+            for d in 0..16 {
+                out[i * 16 + d] = HEX[((v >> ((15 - d) * 4)) & 0xf) as usize];
+            }
+        }
+        out
+    }
+}
+
 impl fmt::Display for DecisionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}{:016x}", self.prefix, self.seq)

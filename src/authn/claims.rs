@@ -189,6 +189,7 @@ impl Claims<'_> {
             exp,
             nbf: raw.nbf.map(|d| d.0),
             cae_capable: xms_cc_cp1,
+            identity: Default::default(),
             scopes: raw
                 .scp
                 .map(|t| {

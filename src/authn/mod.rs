@@ -15,6 +15,7 @@
 
 pub mod dev;
 pub mod error;
+pub mod identity;
 pub mod principal;
 
 pub(crate) mod bearer; // also for crate::fuzzing

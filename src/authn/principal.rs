@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use super::identity::IdentityHeaders;
+
 /// Who is calling, read from a verified token. Inserted into the request extensions as
 /// `Arc<Principal>` (the verified-token cache shares one allocation between requests).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -44,6 +46,9 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// A log-safe token identifier: the `jti`, or a short hash of the token. Never the token.
     pub token_id: String,
+    /// The `x-accessgate-*` header values, built once from the fields above
+    /// ([`Principal::identity_headers`]).
+    pub identity: IdentityHeaders,
 }
 
 impl Principal {

@@ -10,9 +10,8 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Request, Response, StatusCode};
 use tower::Service;
 
@@ -29,7 +28,9 @@ pub mod headers;
 pub mod jwks;
 pub mod tunnel;
 
-pub use headers::{ForwardFacts, is_upgrade, prepare_headers, strip_hop_by_hop, upstream_uri};
+pub use headers::{
+    ForwardFacts, is_upgrade, prepare_headers, request_host, strip_hop_by_hop, upstream_uri,
+};
 use tunnel::ClientUpgrade;
 
 /// The leaf service: forwards to the matched route's upstream.
@@ -61,9 +62,15 @@ async fn forward(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
         return Ok(reject(&r, decision_id));
     }
     let route = rm.route();
-    let started = Instant::now();
-    let result =
-        tokio::time::timeout(route.config.request_timeout, route.client().request(req)).await;
+    // One clock read gives both the timeout's deadline and the upstream phase's start
+    // (`timeout` would read the clock again for its deadline).
+    let started = tokio::time::Instant::now();
+    let sent = route.client().request(req);
+    let result = match started.checked_add(route.config.request_timeout) {
+        Some(deadline) => tokio::time::timeout_at(deadline, sent).await,
+        // A timeout beyond the clock's range is no timeout, as `timeout` treats it.
+        None => Ok(sent.await),
+    };
     let elapsed = started.elapsed();
     route.metrics.upstream.observe(elapsed.as_secs_f64());
     let timed = |mut resp: Response<Body>| {
@@ -113,16 +120,7 @@ fn prepare_request(
         .unwrap_or(req.uri().path());
     let uri = upstream_uri(cfg, path, req.uri().query())
         .map_err(|_| Rejection::BadRequest("request target cannot be forwarded"))?;
-    let host: Option<String> = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        });
+    let host = request_host(req.uri(), req.headers());
     let peer = req
         .extensions()
         .get::<ConnInfo>()
@@ -144,13 +142,13 @@ fn prepare_request(
         &ForwardFacts {
             peer,
             peer_trusted,
-            host: host.as_deref(),
+            host: host.as_ref(),
             forward_token: cfg.forward_token,
             principal: principal.as_deref(),
             decision_id,
         },
     );
-    if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(h) = host {
         // HTTP/2 clients send :authority, not Host; the upstream still wants the name
         // the client asked for.
         headers.insert(header::HOST, h);
