@@ -13,9 +13,11 @@
 //! `CONN_MEMORY_N`, default 1000):
 //!
 //! - `tls`: the TLS handshake only (the listener's rustls config), stream held, no HTTP.
-//! - `h2`, `h1`: TLS plus hyper-util's auto builder exactly as `transport::server` builds
-//!   it, with a trivial service (hyper's and h2's own share).
-//! - `h2:SETTING=VALUE`: the same with one h2 setting changed on top of the shipped builder
+//! - `h2`, `h1`: TLS plus hyper's h2 / h1 builder exactly as `transport::server` builds it
+//!   for connections whose ALPN says so, with a trivial service (hyper's and h2's own
+//!   share; `h1` is not parked); `auto-h2`: hyper-util's auto builder (connections without
+//!   ALPN; what `h2` connections were served by before).
+//! - `h2:SETTING=VALUE`: `h2` with one setting changed on top of the shipped builder
 //!   (`header_table_size`, `max_frame_size`, `max_concurrent_streams`, `max_send_buf_size`,
 //!   `initial_stream_window_size`, `initial_connection_window_size`,
 //!   `max_header_list_size`, `keep_alive=off`).
@@ -38,8 +40,8 @@ mod sites;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-const DEFAULT_VARIANTS: &str = "tls,h1,h2,full-h1,full-h2,\
-h2:max_frame_size=16384,\
+const DEFAULT_VARIANTS: &str = "tls,h1,auto-h2,h2,full-h1,full-h2,\
+h2:header_table_size=0,h2:header_table_size=1024,h2:max_frame_size=16384,\
 h2:max_concurrent_streams=16,h2:max_send_buf_size=16384,\
 h2:initial_stream_window_size=65535,h2:initial_connection_window_size=65535,\
 h2:max_header_list_size=16384,h2:keep_alive=off";
@@ -81,7 +83,9 @@ fn orchestrate() -> Result<(), String> {
         std::env::var("CONN_MEMORY_VARIANTS").unwrap_or_else(|_| DEFAULT_VARIANTS.to_owned());
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut results = Vec::new();
-    println!("{n} idle TLS connections per variant, each served one request; live heap per connection:");
+    println!(
+        "{n} idle TLS connections per variant, each served one request; live heap per connection:"
+    );
     for v in variants.split(',').map(str::trim).filter(|v| !v.is_empty()) {
         let r = run_variant(&exe, v, n)?;
         println!("{}", sites::summary_line(&r));
@@ -94,7 +98,11 @@ fn orchestrate() -> Result<(), String> {
     Ok(())
 }
 
-fn run_variant(exe: &std::path::Path, variant: &str, n: usize) -> Result<serde_json::Value, String> {
+fn run_variant(
+    exe: &std::path::Path,
+    variant: &str,
+    n: usize,
+) -> Result<serde_json::Value, String> {
     let mut srv = Command::new(exe)
         .env("CONN_MEMORY_ROLE", "server")
         .env("CONN_MEMORY_VARIANT", variant)

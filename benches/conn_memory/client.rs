@@ -36,10 +36,15 @@ async fn one(
     port: u16,
     proto: &str,
 ) -> Result<Held, String> {
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-    let tls = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
     match proto {
         "tls" => Ok(Held::Tls(tls)),
         "h1" => {
@@ -47,8 +52,14 @@ async fn one(
                 .await
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            let resp = send.send_request(request()?).await.map_err(|e| e.to_string())?;
-            resp.into_body().collect().await.map_err(|e| e.to_string())?;
+            let resp = send
+                .send_request(request()?)
+                .await
+                .map_err(|e| e.to_string())?;
+            resp.into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(Held::H1(send))
         }
         _ => {
@@ -57,8 +68,14 @@ async fn one(
                 .await
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            let resp = send.send_request(request()?).await.map_err(|e| e.to_string())?;
-            resp.into_body().collect().await.map_err(|e| e.to_string())?;
+            let resp = send
+                .send_request(request()?)
+                .await
+                .map_err(|e| e.to_string())?;
+            resp.into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(Held::H2(send))
         }
     }
@@ -75,11 +92,12 @@ pub fn main() -> Result<(), String> {
     let mut roots = rustls::RootCertStore::empty();
     let der = CertificateDer::from_pem_file(&cert).map_err(|e| format!("{cert}: {e}"))?;
     roots.add(der).map_err(|e| e.to_string())?;
-    let mut cfg = rustls::ClientConfig::builder_with_provider(accessgate::transport::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(accessgate::transport::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     cfg.alpn_protocols = match proto.as_str() {
         "h1" => vec![b"http/1.1".to_vec()],
         _ => vec![b"h2".to_vec()],

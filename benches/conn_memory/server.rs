@@ -10,7 +10,7 @@ use accessgate::transport::server::{self, ServerSettings, Shutdown};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
@@ -31,33 +31,69 @@ fn listen(cert: std::path::PathBuf, key: std::path::PathBuf) -> ListenConfig {
     }
 }
 
-/// One h2 setting changed on top of the shipped builder (`h2:SETTING=VALUE`).
-fn apply(b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>, kv: &str) -> Result<(), String> {
-    let (k, v) = kv.split_once('=').ok_or_else(|| format!("{kv}: want SETTING=VALUE"))?;
+/// One h2 setting changed on top of the shipped h2 builder (`h2:SETTING=VALUE`).
+fn apply(
+    b: &mut hyper::server::conn::http2::Builder<TokioExecutor>,
+    kv: &str,
+) -> Result<(), String> {
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| format!("{kv}: want SETTING=VALUE"))?;
     if k == "keep_alive" {
-        b.http2().keep_alive_interval(None);
+        b.keep_alive_interval(None);
         return Ok(());
     }
     let n: u32 = v.parse().map_err(|e| format!("{kv}: {e}"))?;
-    let mut h2 = b.http2();
     match k {
-        "max_frame_size" => h2.max_frame_size(n),
-        "max_concurrent_streams" => h2.max_concurrent_streams(n),
-        "max_send_buf_size" => h2.max_send_buf_size(n as usize),
-        "initial_stream_window_size" => h2.initial_stream_window_size(n),
-        "initial_connection_window_size" => h2.initial_connection_window_size(n),
-        "max_header_list_size" => h2.max_header_list_size(n),
+        "header_table_size" => b.header_table_size(n),
+        "max_frame_size" => b.max_frame_size(n),
+        "max_concurrent_streams" => b.max_concurrent_streams(n),
+        "max_send_buf_size" => b.max_send_buf_size(n as usize),
+        "initial_stream_window_size" => b.initial_stream_window_size(n),
+        "initial_connection_window_size" => b.initial_connection_window_size(n),
+        "max_header_list_size" => b.max_header_list_size(n),
         _ => return Err(format!("{k}: unknown setting")),
     };
     Ok(())
 }
 
+/// How the non-`full` variants serve a connection after the handshake.
+enum Serve {
+    /// Hold the TLS stream, no HTTP.
+    Tls,
+    /// hyper-util's auto builder (what connections without ALPN get).
+    Auto(hyper_util::server::conn::auto::Builder<TokioExecutor>),
+    /// hyper's h1 builder, never parked.
+    H1(hyper::server::conn::http1::Builder),
+    /// hyper's h2 builder (what `h2` connections get).
+    H2(hyper::server::conn::http2::Builder<TokioExecutor>),
+}
+
+fn serve_for(variant: &str, settings: &ServerSettings) -> Result<Serve, String> {
+    Ok(match variant {
+        "tls" => Serve::Tls,
+        "auto-h2" | "auto-h1" => Serve::Auto(server::http_builder(settings)),
+        "h1" => Serve::H1(server::http1_builder(settings)),
+        _ => {
+            let mut b = server::http2_builder(settings);
+            if let Some(kv) = variant.strip_prefix("h2:") {
+                apply(&mut b, kv)?;
+            } else if variant != "h2" {
+                return Err(format!("{variant}: unknown variant"));
+            }
+            Serve::H2(b)
+        }
+    })
+}
+
 pub fn main() -> Result<(), String> {
     let variant = std::env::var("CONN_MEMORY_VARIANT").map_err(|e| e.to_string())?;
     let n = super::env_n();
-    let out = std::path::PathBuf::from(std::env::var_os("CONN_MEMORY_OUT").ok_or("CONN_MEMORY_OUT")?);
+    let out =
+        std::path::PathBuf::from(std::env::var_os("CONN_MEMORY_OUT").ok_or("CONN_MEMORY_OUT")?);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
         .and_then(|p| p.self_signed(&key))
         .map_err(|e| e.to_string())?;
@@ -69,7 +105,10 @@ pub fn main() -> Result<(), String> {
     let tls = accessgate::transport::tls::server_config(&cfg).map_err(|e| e.to_string())?;
     let settings = ServerSettings::from(&cfg);
 
-    let file = out.join(format!("dhat-conn-{}.json", variant.replace([':', '='], "-")));
+    let file = out.join(format!(
+        "dhat-conn-{}.json",
+        variant.replace([':', '='], "-")
+    ));
     let profiler = dhat::Profiler::builder()
         .file_name(&file)
         .trim_backtraces(Some(40))
@@ -85,42 +124,62 @@ pub fn main() -> Result<(), String> {
         let _ = measure_tx.send(());
     });
     rt.block_on(async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let (_drain_tx, drain) = tokio::sync::watch::channel(false);
         let (_kill_tx, kill) = tokio::sync::watch::channel(false);
-        if let Some(mode) = variant.strip_prefix("full-") {
-            let _ = mode;
+        if variant.starts_with("full-") {
             let stack = tower::service_fn(|_req: Request<Body>| {
                 std::future::ready(Ok::<_, Infallible>(Response::new(Body::full("ok"))))
             });
             let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
             let metrics = accessgate::ops::metrics::Metrics::new();
             let tls = Arc::new(arc_swap::ArcSwap::new(tls));
-            tokio::spawn(server::run(listener, tls, settings, stack, metrics, 0, permits, Shutdown { drain, kill }));
+            tokio::spawn(server::run(
+                listener,
+                tls,
+                settings,
+                stack,
+                metrics,
+                0,
+                permits,
+                Shutdown { drain, kill },
+            ));
         } else {
-            let mut builder = server::http_builder(&settings);
-            if let Some(kv) = variant.strip_prefix("h2:") {
-                apply(&mut builder, kv)?;
-            }
-            let builder = Arc::new(builder);
+            let serve = Arc::new(serve_for(&variant, &settings)?);
             let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-            let tls_only = variant == "tls";
             tokio::spawn(async move {
                 while let Ok((tcp, _)) = listener.accept().await {
                     let acceptor = acceptor.clone();
-                    let builder = builder.clone();
+                    let serve = serve.clone();
                     tokio::spawn(async move {
-                        let Ok(mut s) = acceptor.accept(tcp).await else { return };
-                        if tls_only {
-                            let mut b = [0u8; 1];
-                            let _ = s.read(&mut b).await;
+                        let Ok(s) = acceptor.accept(tcp).await else {
                             return;
-                        }
+                        };
                         let svc = hyper::service::service_fn(|_req| async {
                             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
                         });
-                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(s), svc).await;
+                        let io = TokioIo::new(s);
+                        let _ = match &*serve {
+                            Serve::Tls => {
+                                let mut s = io.into_inner();
+                                let mut b = [0u8; 1];
+                                let _ = s.read(&mut b).await;
+                                return;
+                            }
+                            Serve::Auto(b) => b
+                                .serve_connection_with_upgrades(io, svc)
+                                .await
+                                .map_err(|e| e.to_string()),
+                            Serve::H1(b) => {
+                                b.serve_connection(io, svc).await.map_err(|e| e.to_string())
+                            }
+                            Serve::H2(b) => {
+                                b.serve_connection(io, svc).await.map_err(|e| e.to_string())
+                            }
+                        };
                     });
                 }
             });
@@ -130,8 +189,9 @@ pub fn main() -> Result<(), String> {
         let before = dhat::HeapStats::get();
         println!("listening {port} {}", cert_path.display());
         let _ = measure_rx.await;
-        // Idle means idle: let the last responses' buffers be released.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Idle means idle: let the last responses' buffers be released, and the last
+        // HTTP/1.1 connections be parked (after one quiet watchdog tick, at most 1 s).
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         let after = dhat::HeapStats::get();
         drop(profiler);
         let sites = super::sites::from_profile(&file, n)?;

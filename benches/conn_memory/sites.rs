@@ -1,26 +1,60 @@
 //! dhat's profile, folded by owner: for each allocation site still live when the profile
-//! was written, the first frame that is not the allocator, a collection or a buffer type
-//! (`alloc`, `core`, `std`, `bytes`, ...) names who asked for the memory.
+//! was written, the first frame that is not the allocator, a collection, a buffer type or
+//! tokio's task machinery names who asked for the memory (in release builds most frames
+//! are inlined and carry a bare function name, so frames are judged by their source file).
 
 use serde_json::{Value, json};
 
-/// Frames that allocate on someone else's behalf.
-const PASS_THROUGH: [&str; 14] = [
-    "alloc::", "core::", "std::", "bytes::", "dhat::", "hashbrown::", "slab::", "indexmap::",
-    "__rust", "<T as ", "<&", "backtrace::", "tokio::runtime::task::", "smallvec::",
+/// Source files (as dhat prints them: `crate-version/src/...`, or `src/...`, `alloc/...`
+/// for the standard library) of code that allocates on someone else's behalf.
+const PASS_THROUGH: [&str; 12] = [
+    "dhat-",
+    "alloc/",
+    "core/",
+    "std/",
+    "src/",
+    "bytes-",
+    "hashbrown-",
+    "slab-",
+    "indexmap-",
+    "smallvec-",
+    "conn_memory.rs",
+    "/rustc/",
 ];
 
-/// The symbol of a dhat frame string (`0xADDR: SYMBOL (FILE:LINE:COL)`).
-fn symbol(frame: &str) -> &str {
+/// tokio files that only carry a spawn through to the task allocation.
+const TOKIO_TASK: [&str; 4] = [
+    "/src/runtime/task/",
+    "/src/runtime/scheduler/",
+    "/src/task/spawn.rs",
+    "/src/runtime/context",
+];
+
+/// `(symbol, file:line)` of a dhat frame string (`0xADDR: SYMBOL (FILE:LINE:COL)`).
+fn parts(frame: &str) -> (&str, &str) {
     let s = frame.split_once(": ").map_or(frame, |(_, s)| s);
-    s.rsplit_once(" (").map_or(s, |(s, _)| s)
+    match s.rsplit_once(" (") {
+        Some((sym, loc)) => {
+            let loc = loc.trim_end_matches(')');
+            let loc = loc.rsplit_once(':').map_or(loc, |(l, _col)| l);
+            (sym, loc)
+        }
+        None => (s, ""),
+    }
 }
 
-fn passes_through(sym: &str) -> bool {
-    let s = sym.trim_start_matches('<');
-    PASS_THROUGH.iter().any(|p| s.starts_with(p.trim_start_matches('<')))
-        || sym.starts_with("<T as ")
-        || sym.starts_with("<&")
+fn passes_through(file: &str) -> bool {
+    let f = file.rsplit_once("/wt-").map_or(file, |(_, f)| f);
+    PASS_THROUGH
+        .iter()
+        .any(|p| f.starts_with(p) || f.contains("conn_memory.rs"))
+        || (f.starts_with("tokio-") && TOKIO_TASK.iter().any(|t| f.contains(t)))
+}
+
+/// `function (file:line)`, the function without its generic arguments.
+fn label(sym: &str, file: &str) -> String {
+    let short = sym.split('<').next().unwrap_or(sym);
+    format!("{short} ({file})")
 }
 
 /// Sites holding at least one block per connection, heaviest first: `{owner, bytes_per_conn,
@@ -45,10 +79,10 @@ pub fn from_profile(path: &std::path::Path, n: usize) -> Result<Value, String> {
         let owner = frames
             .iter()
             .filter_map(|i| i.as_u64().and_then(|i| ftbl.get(i as usize)))
-            .map(|f| symbol(f))
-            .find(|s| !passes_through(s))
-            .unwrap_or("?");
-        let e = owners.entry(owner.to_owned()).or_default();
+            .map(|f| parts(f))
+            .find(|(_, file)| !passes_through(file))
+            .map_or_else(|| "?".to_owned(), |(sym, file)| label(sym, file));
+        let e = owners.entry(owner).or_default();
         e.0 += eb;
         e.1 += ebk;
     }
