@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 /// What one connection keeps alive.
 enum Held {
-    Tls(#[allow(dead_code)] tokio_rustls::client::TlsStream<TcpStream>),
+    Tls(#[allow(dead_code)] Box<tokio_rustls::client::TlsStream<TcpStream>>),
     H2(#[allow(dead_code)] hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
     H1(#[allow(dead_code)] hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
 }
@@ -46,7 +46,7 @@ async fn one(
         .await
         .map_err(|e| e.to_string())?;
     match proto {
-        "tls" => Ok(Held::Tls(tls)),
+        "tls" => Ok(Held::Tls(Box::new(tls))),
         "h1" => {
             let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await

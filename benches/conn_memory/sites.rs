@@ -92,7 +92,7 @@ pub fn from_profile(path: &std::path::Path, n: usize) -> Result<Value, String> {
         .filter(|(_, (_, k))| *k >= n64)
         .map(|(o, (b, k))| (o, b, k))
         .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     Ok(Value::Array(
         rows.into_iter()
             .map(|(o, b, k)| {

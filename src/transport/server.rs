@@ -568,15 +568,27 @@ async fn serve_connection<S>(
             serve_h1(tracked, make, &settings, shutdown, peer, pressure).await;
         });
     } else if h2 {
+        // Built here and borrowed in place by the task (hyper's h2 connection is `Unpin`),
+        // so the task's state holds it once, not also the IO and service it was built from.
+        let mut conn = builders.h2.serve_connection(TokioIo::new(tracked), svc);
         tokio::spawn(async move {
-            let conn = builders.h2.serve_connection(TokioIo::new(tracked), svc);
-            drive(conn, activity, &settings, shutdown, peer, pressure).await;
+            drive(
+                Pin::new(&mut conn),
+                activity,
+                &settings,
+                shutdown,
+                peer,
+                pressure,
+            )
+            .await;
         });
     } else {
         tokio::spawn(async move {
-            let conn = builders
-                .auto
-                .serve_connection_with_upgrades(TokioIo::new(tracked), svc);
+            let conn = std::pin::pin!(
+                builders
+                    .auto
+                    .serve_connection_with_upgrades(TokioIo::new(tracked), svc)
+            );
             drive(conn, activity, &settings, shutdown, peer, pressure).await;
         });
     }
