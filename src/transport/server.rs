@@ -5,8 +5,9 @@
 //! slot frees; the rest wait in the kernel backlog rather than being accepted and starved).
 //! Each connection does its TLS handshake under `handshake_timeout`, then is served by
 //! hyper's HTTP/1.1 builder when ALPN chose `http/1.1` (parked without hyper's buffers while
-//! it waits for a request, see `crate::transport::park`), or by hyper-util's auto builder
-//! (HTTP/2, or either without ALPN; upgrades allowed). A per-connection watchdog enforces
+//! it waits for a request, see `crate::transport::park`), by hyper's HTTP/2 builder when it
+//! chose `h2`, or by hyper-util's auto builder (either protocol, without ALPN; upgrades
+//! allowed). A per-connection watchdog enforces
 //! `header_read_timeout` (the first request must start, and an HTTP/1.1 head that started
 //! must complete, in time; an `h2` connection must open with the preface, see
 //! [`crate::transport::preface`]), the cancelled-stream budget and, near
@@ -91,7 +92,38 @@ pub fn http1_builder(s: &ServerSettings) -> hyper::server::conn::http1::Builder 
     b
 }
 
-/// Build the hyper-util auto (h1 + h2) connection builder.
+/// The HTTP/2 settings, applied alike to hyper's own h2 builder (connections whose ALPN
+/// says `h2`) and to hyper-util's auto builder (connections without ALPN): two builder
+/// types with the same methods, one list so they cannot drift apart.
+macro_rules! h2_settings {
+    ($b:expr, $s:expr) => {
+        $b.timer(TokioTimer::new())
+            .max_concurrent_streams($s.h2_max_concurrent_streams)
+            .max_header_list_size(u32::try_from($s.max_header_bytes).unwrap_or(u32::MAX))
+            // Windows sized for streaming large bodies without stalling on WINDOW_UPDATEs.
+            .initial_stream_window_size(1024 * 1024)
+            .initial_connection_window_size(4 * 1024 * 1024)
+            .max_pending_accept_reset_streams(Some(64))
+            // Streams we reset for the client's errors; resets the client sends over time
+            // are budgeted by the watchdog (see `crate::transport::limits`).
+            .max_local_error_reset_streams(Some(64))
+            .keep_alive_interval(Some($s.idle_timeout / 2))
+            .keep_alive_timeout(Duration::from_secs(20))
+    };
+}
+
+/// Build hyper's HTTP/2 connection builder, for connections whose ALPN says `h2` (their
+/// preface already checked, see [`crate::transport::preface`]): served without
+/// hyper-util's auto builder, an h2 connection's task holds no HTTP/1.1 state and its
+/// reads go through no version-sniffing wrapper.
+pub fn http2_builder(s: &ServerSettings) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2_settings!(b, s);
+    b
+}
+
+/// Build the hyper-util auto (h1 + h2) connection builder, for connections that
+/// negotiated no ALPN protocol.
 pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
@@ -103,19 +135,7 @@ pub fn http_builder(s: &ServerSettings) -> auto::Builder<TokioExecutor> {
         // A request head larger than the read buffer gets 431 from hyper.
         .max_buf_size(s.max_header_bytes.max(HYPER_MIN_BUF))
         .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(s.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX))
-        // Windows sized for streaming large bodies without stalling on WINDOW_UPDATEs.
-        .initial_stream_window_size(1024 * 1024)
-        .initial_connection_window_size(4 * 1024 * 1024)
-        .max_pending_accept_reset_streams(Some(64))
-        // Streams we reset for the client's errors; resets the client sends over time are
-        // budgeted by the watchdog (see `crate::transport::limits`).
-        .max_local_error_reset_streams(Some(64))
-        .keep_alive_interval(Some(s.idle_timeout / 2))
-        .keep_alive_timeout(Duration::from_secs(20));
+    h2_settings!(b.http2(), s);
     b
 }
 
@@ -368,6 +388,7 @@ pub async fn run<S>(
     let builder = Arc::new(Builders {
         auto: http_builder(&settings),
         h1: http1_builder(&settings),
+        h2: http2_builder(&settings),
     });
     let pressure = Pressure::new(metrics.open_connections.clone(), settings.max_connections);
     let cancelled_total = metrics.requests_total.with_label_values(&["", "cancelled"]);
@@ -450,10 +471,11 @@ struct Accepted {
     cancelled_total: prometheus::IntCounter,
 }
 
-/// The two connection builders, built once per listener.
+/// The connection builders, built once per listener.
 struct Builders {
     auto: auto::Builder<TokioExecutor>,
     h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
 
 /// Handshake, then hand the connection to a task sized for its protocol.
@@ -545,11 +567,28 @@ async fn serve_connection<S>(
             };
             serve_h1(tracked, make, &settings, shutdown, peer, pressure).await;
         });
+    } else if h2 {
+        // Built here and borrowed in place by the task (hyper's h2 connection is `Unpin`),
+        // so the task's state holds it once, not also the IO and service it was built from.
+        let mut conn = builders.h2.serve_connection(TokioIo::new(tracked), svc);
+        tokio::spawn(async move {
+            drive(
+                Pin::new(&mut conn),
+                activity,
+                &settings,
+                shutdown,
+                peer,
+                pressure,
+            )
+            .await;
+        });
     } else {
         tokio::spawn(async move {
-            let conn = builders
-                .auto
-                .serve_connection_with_upgrades(TokioIo::new(tracked), svc);
+            let conn = std::pin::pin!(
+                builders
+                    .auto
+                    .serve_connection_with_upgrades(TokioIo::new(tracked), svc)
+            );
             drive(conn, activity, &settings, shutdown, peer, pressure).await;
         });
     }
