@@ -8,10 +8,15 @@
 //! ([`Rewind::poll_fill`] waits for it without a buffer of its own and replays it).
 //!
 //! - A new connection starts parked: hyper is built when the first byte arrives.
-//! - A served connection is parked once the watchdog saw it quiet for a whole tick and
-//!   hyper holds nothing unread or unanswered ([`ConnActivity::h1_parkable`]): hyper's
-//!   connection is ended with a graceful shutdown whose IO shutdown is skipped, and the
-//!   [`Lease`] hands the stream back when hyper drops it.
+//! - A served connection is parked once hyper holds nothing unread or unanswered
+//!   ([`ConnActivity::h1_parkable`]) and it has been quiet: no new request between two
+//!   checks [`QUICK_PARK`] apart, made once after hyper is built (so a client that sends
+//!   one request and waits gives its buffers back within a fifth of a second, and a burst
+//!   of such clients does not hold thousands of them at once), or afterwards for a whole
+//!   watchdog tick (a busy keep-alive connection is checked by the watchdog alone, so it
+//!   is not rebuilt between requests). hyper's connection is ended with a graceful
+//!   shutdown whose IO shutdown is skipped, and the [`Lease`] hands the stream back when
+//!   hyper drops it.
 //! - The watchdog keeps running across parks, so `header_read_timeout` (the first
 //!   request must start in time; a started head must complete in time) and
 //!   `idle_timeout` hold exactly as they do for a connection hyper keeps.
@@ -112,6 +117,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Lease<T> {
     }
 }
 
+/// The early park check's interval: one pair of checks this far apart follows each build
+/// of hyper's connection (see the module doc).
+const QUICK_PARK: Duration = Duration::from_millis(100);
+
+/// Start parking: hyper ends its connection and the [`Lease`] hands the stream back.
+fn begin_park<C: GracefulConn>(activity: &ConnActivity, conn: Pin<&mut C>) {
+    activity.parking.store(true, Ordering::Relaxed);
+    conn.shutdown();
+}
+
 /// Close a parked connection politely (TLS close_notify, then TCP FIN), as hyper does for
 /// an idle connection; bounded, since the client may not read.
 async fn close<T: AsyncWrite + Unpin>(io: &mut T, within: Duration, shutdown: &mut Shutdown) {
@@ -189,6 +204,12 @@ pub(super) async fn serve_h1<T, F, C>(
         let mut conn = Box::pin(make(TokioIo::new(lease)));
         let mut closing = false;
         let mut parking = false;
+        // The early park check: `Some(n)` once the first of its two checks saw `n`
+        // requests dispatched; disarmed after the second.
+        let quick = tokio::time::sleep(QUICK_PARK);
+        tokio::pin!(quick);
+        let mut quick_armed = true;
+        let mut quick_seen: Option<u64> = None;
         loop {
             tokio::select! {
                 res = conn.as_mut() => {
@@ -198,12 +219,28 @@ pub(super) async fn serve_h1<T, F, C>(
                     }
                     break;
                 }
+                () = &mut quick, if quick_armed && !closing => {
+                    let dispatched = activity.dispatched.load(Ordering::Relaxed);
+                    match quick_seen {
+                        None => {
+                            quick_seen = Some(dispatched);
+                            quick.as_mut().reset(tokio::time::Instant::now() + QUICK_PARK);
+                        }
+                        Some(before) => {
+                            quick_armed = false;
+                            if before == dispatched && activity.h1_parkable() {
+                                begin_park(&activity, conn.as_mut());
+                                closing = true;
+                                parking = true;
+                            }
+                        }
+                    }
+                }
                 () = &mut sleep, if !closing => {
                     sleep.as_mut().reset(tokio::time::Instant::now() + dog.tick());
                     match dog.check() {
                         None if dog.quiet() && activity.h1_parkable() => {
-                            activity.parking.store(true, Ordering::Relaxed);
-                            conn.as_mut().shutdown();
+                            begin_park(&activity, conn.as_mut());
                             closing = true;
                             parking = true;
                         }

@@ -267,3 +267,39 @@ async fn rewind_replays_the_preface_or_the_byte_it_waited_for() {
         "EOF"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_served_connection_parks_soon_not_after_a_watchdog_tick() {
+    // Timeouts of 30 s: the watchdog ticks once a second, so a park before the first tick
+    // (on the paused clock) is the early check's.
+    let mut h = Harness::start(LONG, LONG);
+    h.client.write_all(GET).await.unwrap();
+    assert!(h.response().await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(QUICK_PARK * 3).await;
+    assert!(
+        h.parked(),
+        "a connection that served its request and went quiet kept hyper's buffers"
+    );
+    // Parked, not closed: the next request is served by a new hyper connection.
+    h.client.write_all(GET).await.unwrap();
+    assert!(h.response().await.starts_with("HTTP/1.1 200"));
+    assert_eq!(h.builds(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_keepalive_connection_is_not_rebuilt_between_requests() {
+    let mut h = Harness::start(LONG, LONG);
+    // A request every 30 ms for 900 ms (less than a watchdog tick plus one): the early
+    // check sees new requests between its two checks, so it leaves the connection alone.
+    for _ in 0..30 {
+        h.client.write_all(GET).await.unwrap();
+        assert!(h.response().await.starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        h.builds(),
+        1,
+        "a busy connection was parked between its requests"
+    );
+    assert!(!h.parked());
+}
