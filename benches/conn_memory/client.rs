@@ -31,6 +31,18 @@ fn request() -> Result<http::Request<Empty<Bytes>>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Wait for the answer to one request and read its body (either protocol's sender).
+async fn answered(
+    sent: impl std::future::Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>>,
+) -> Result<(), String> {
+    let resp = sent.await.map_err(|e| e.to_string())?;
+    resp.into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 async fn one(
     connector: tokio_rustls::TlsConnector,
     port: u16,
@@ -52,14 +64,7 @@ async fn one(
                 .await
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            let resp = send
-                .send_request(request()?)
-                .await
-                .map_err(|e| e.to_string())?;
-            resp.into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?;
+            answered(send.send_request(request()?)).await?;
             Ok(Held::H1(send))
         }
         _ => {
@@ -68,14 +73,7 @@ async fn one(
                 .await
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            let resp = send
-                .send_request(request()?)
-                .await
-                .map_err(|e| e.to_string())?;
-            resp.into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?;
+            answered(send.send_request(request()?)).await?;
             Ok(Held::H2(send))
         }
     }
