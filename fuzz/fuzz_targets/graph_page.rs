@@ -284,11 +284,11 @@ fn policies(body: &[u8], platform: AppPlatform) {
     assert_eq!(ra, rb);
     let mut ids: Vec<&str> = page.iter().map(|p| p.id.as_str()).collect();
     ids.sort_unstable();
-    let twice = ids.windows(2).any(|w| w[0] == w[1]);
+    let twice = ids.windows(2).any(|w| w[0] == w[1]) || ids.first() == Some(&"");
     assert_eq!(
         ra.is_err(),
         twice,
-        "a policy id twice, and only that, fails the read"
+        "a policy id twice or an empty id, and only that, fails the read"
     );
     if twice {
         return;

@@ -325,7 +325,9 @@ pub(crate) fn add_devices(
     }
 }
 
-/// One app protection page; a policy id seen twice in a read is not Graph: the read fails.
+/// One app protection page; a policy with an empty id, or an id seen twice in a read, is
+/// not Graph: the read fails (state would refuse the record anyway, failing the round later
+/// and less clearly).
 pub(crate) fn add_app_policies(
     out: &mut BTreeMap<String, RawAppPolicy<'static>>,
     label: &str,
@@ -335,6 +337,11 @@ pub(crate) fn add_app_policies(
     stats: &mut MapStats,
 ) -> Result<(), GraphError> {
     for p in page {
+        if p.id.is_empty() {
+            return Err(GraphError::Malformed(format!(
+                "{label}: a policy has an empty id"
+            )));
+        }
         let rec = map::app_policy(p, platform, table, stats);
         if out.insert(p.id.clone(), rec).is_some() {
             return Err(GraphError::Malformed(format!(

@@ -385,3 +385,24 @@ fn registrations_of_different_users_never_share_a_key() {
         registration_key("a", "\\b", "")
     );
 }
+
+#[test]
+fn a_policy_page_with_an_empty_id_fails_the_read() {
+    let mut st = MapStats::default();
+    let mut out = BTreeMap::new();
+    let mut p: wire::AppProtection = w(POLICY);
+    p.id = String::new();
+    let r = crate::state::graph::collections::add_app_policies(
+        &mut out,
+        "androidManagedAppProtections",
+        &[p],
+        AppPlatform::Android,
+        &table(),
+        &mut st,
+    );
+    assert!(
+        matches!(&r, Err(GraphError::Malformed(m)) if m.contains("empty id")),
+        "{r:?}"
+    );
+    assert!(out.is_empty());
+}
